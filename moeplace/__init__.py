@@ -1,0 +1,7 @@
+"""moeplace: place the experts of Mixture-of-Experts models on GPU clusters.
+
+The planning library never prints and never imports rich or torch; the CLI (`moeplace.cli`) is a thin
+layer over it and `moeplace.console` owns all terminal output.
+"""
+
+__version__ = "0.1.0"

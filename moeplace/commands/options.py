@@ -1,0 +1,61 @@
+"""Options shared between commands, defined once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from moeplace.errors import InputError
+
+F = Callable[..., Any]
+
+
+def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def deco(fn: F) -> F:
+        for d in reversed(decorators):
+            fn = d(fn)
+        return fn
+
+    return deco
+
+
+model_option = click.option("--model", "model_ref", metavar="PRESET|FILE", default=None,
+                            help="model preset (see `moeplace presets`) or a .json/.toml file [default: seed]")
+cluster_option = click.option("--cluster", "cluster_ref", metavar="PRESET|FILE", default=None,
+                              help="cluster preset or a .json/.toml file [default: seed]")
+topology_option = click.option("--topology", default="fat-tree", show_default=True, metavar="KIND|FILE",
+                               help="fabric: fat-tree")
+stats_option = click.option("--stats", "stats_ref", metavar="FILE", default=None,
+                            help="routing statistics .npz or a trace .npz/.npy with `topk` [default: synthetic]")
+flow_option = click.option("--flow", default="chain", show_default=True, metavar="NAME",
+                           help="flow model: chain (expert per GPU) or ep (classic expert parallelism)")
+dedup_option = click.option("--dedup/--no-dedup", default=True, show_default=True,
+                            help="node-level dedup: one network crossing per distinct remote node")
+seed_option = click.option("--seed", default=0, show_default=True, type=int,
+                           help="seed for synthetic statistics and the solver")
+cluster_overrides = _compose(
+    click.option("--nodes", type=click.IntRange(min=1), default=None, help="override the cluster's node count"),
+    click.option("--gpus-per-node", type=click.IntRange(min=1), default=None, help="override GPUs per node"),
+    click.option("--experts-per-gpu", type=click.IntRange(min=1), default=None, help="override expert slots per GPU"),
+    click.option("--hosts", default=None, metavar="HOSTLIST", help="host names, Slurm syntax: gpu[001-232]"),
+)
+tier_cost_option = click.option("--tier-cost", "tier_costs", multiple=True, metavar="TIER=COST",
+                                help="override a tier's cost per byte (nvlink, leaf, pod, core), repeatable")
+synth_option = click.option("--synth", "synth", multiple=True, metavar="KNOB=VALUE",
+                            help="synthetic statistics knobs: skew, coact, affinity, cluster_size, num_tokens")
+
+
+def parse_pairs(values: tuple[str, ...], option: str, allowed: dict[str, type]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw in values:
+        key, sep, value = raw.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in allowed:
+            raise InputError(f"expected KEY=VALUE with KEY one of {', '.join(allowed)}, got {raw!r}", field=option)
+        try:
+            out[key] = allowed[key](value)
+        except ValueError:
+            raise InputError(f"{key} must be a {allowed[key].__name__}, got {value!r}", field=option) from None
+    return out

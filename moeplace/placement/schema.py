@@ -1,0 +1,131 @@
+"""Model and cluster specifications (pydantic v2, frozen), validated at the edge.
+
+Inside the library these are read-only; arrays derived from them live in `Problem`. Every constant of the
+hardware is a field with a unit in its name, so that reports can name the preset and the numbers they used.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelSpec(_Frozen):
+    """A Mixture-of-Experts transformer: which layers are MoE, how many experts, their dimensions."""
+
+    name: str = "custom"
+    num_layers: int = Field(gt=0, description="transformer layers, dense and MoE")
+    dense_layers: tuple[int, ...] = Field(default=(), description="1-based numbers of the dense (non-MoE) layers")
+    num_experts: int = Field(gt=1, description="routed experts per MoE layer")
+    num_shared_experts: int = Field(default=0, ge=0, description="always-active experts per MoE layer (not placed)")
+    top_k: int = Field(gt=0, description="routed experts each token chooses per MoE layer")
+    hidden: int = Field(gt=0, description="model (token vector) width")
+    expert_hidden: int = Field(gt=0, description="hidden width of one expert's MLP")
+    activation: Literal["swiglu", "mlp"] = "swiglu"
+    num_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    num_kv_heads: int | None = Field(default=None, gt=0, description="grouped-query KV heads (None: num_heads)")
+    dtype: Literal["bf16", "fp16", "fp32", "fp8"] = "bf16"
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSpec:
+        bad = [x for x in self.dense_layers if not 1 <= x <= self.num_layers]
+        if bad:
+            raise ValueError(f"dense_layers {bad} outside 1..num_layers={self.num_layers}")
+        if len(set(self.dense_layers)) != len(self.dense_layers):
+            raise ValueError(f"dense_layers {list(self.dense_layers)} has duplicates")
+        if not self.moe_layer_numbers:
+            raise ValueError("the model has no MoE layer (every layer is dense)")
+        if self.top_k > self.num_experts:
+            raise ValueError(f"top_k={self.top_k} exceeds num_experts={self.num_experts}")
+        return self
+
+    @property
+    def moe_layer_numbers(self) -> tuple[int, ...]:
+        """1-based model layer numbers of the MoE layers, in order (4..61 for the seed)."""
+        dense = set(self.dense_layers)
+        return tuple(x for x in range(1, self.num_layers + 1) if x not in dense)
+
+    @property
+    def num_moe_layers(self) -> int:
+        return len(self.moe_layer_numbers)
+
+    @property
+    def num_items(self) -> int:
+        """Routed experts to place: experts per MoE layer times MoE layers (1,856 for the seed)."""
+        return self.num_experts * self.num_moe_layers
+
+    @property
+    def dtype_bytes(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def token_bytes(self) -> int:
+        """Bytes of one token vector on the wire: hidden × dtype bytes (14,336 B for the seed)."""
+        return self.hidden * self.dtype_bytes
+
+    @property
+    def expert_params(self) -> int:
+        mats = 3 if self.activation == "swiglu" else 2
+        return mats * self.hidden * self.expert_hidden
+
+
+class GpuSpec(_Frozen):
+    """One GPU's headline numbers; the cost model derives its roofline from these."""
+
+    name: str
+    memory_gb: float = Field(gt=0)
+    bf16_tflops: float = Field(gt=0, description="dense BF16 peak, TFLOP/s")
+    hbm_tbps: float = Field(gt=0, description="HBM bandwidth, TB/s")
+    nvlink_gbps: float = Field(gt=0, description="NVLink bandwidth per GPU per direction, GB/s (bytes)")
+    target_mfu: float = Field(default=0.6, gt=0, le=1)
+    target_bw_util: float = Field(default=0.8, gt=0, le=1)
+
+
+class FatTreeSpec(_Frozen):
+    """A fat-tree as the planner sees it: nodes under leaf switches, leaves under pods, pods under a core.
+
+    `nodes_per_leaf` is the number of nodes whose NICs share a leaf (or, rail-optimized, a rail group of
+    leaves); `leaves_per_pod` the leaves under one pod's spines. The full generator (radix, taper, rails)
+    lives in `moeplace.topologies`.
+    """
+
+    kind: Literal["fat-tree"] = "fat-tree"
+    nodes_per_leaf: int = Field(default=20, gt=0)
+    leaves_per_pod: int = Field(default=2, gt=0)
+
+
+class ClusterSpec(_Frozen):
+    """GPUs, nodes, the network between them, and how many experts a GPU holds."""
+
+    name: str = "custom"
+    num_nodes: int = Field(gt=0)
+    gpus_per_node: int = Field(gt=0)
+    experts_per_gpu: int = Field(default=1, gt=0, description="expert slots per GPU (1 in the seed design)")
+    gpu: GpuSpec
+    nic_gbps: float = Field(gt=0, description="bandwidth of one NIC, Gb/s (bits)")
+    nics_per_node: int = Field(gt=0)
+    latency_intra_node_us: float = Field(ge=0)
+    latency_inter_node_us: float = Field(ge=0)
+    topology: FatTreeSpec = Field(default_factory=FatTreeSpec)
+    hosts: str | None = Field(default=None, description="host names, a Slurm hostlist such as gpu[001-232]")
+
+    @property
+    def num_gpus(self) -> int:
+        return self.num_nodes * self.gpus_per_node
+
+    @property
+    def num_slots(self) -> int:
+        return self.num_gpus * self.experts_per_gpu
+
+    @property
+    def nic_gbytes_per_gpu(self) -> float:
+        """Network bandwidth available per GPU in GB/s (bytes), NICs shared evenly."""
+        return self.nic_gbps / 8.0 * self.nics_per_node / self.gpus_per_node

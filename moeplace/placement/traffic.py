@@ -1,0 +1,77 @@
+"""Traffic as weighted hyperedges between items: what a flow model produces and the objective consumes.
+
+One hyperedge is one send of one token vector from a source to a set of targets:
+
+    src_H     int32 [H]     source item, or HOME (-1): the token's attention GPU, uniform over all GPUs
+    dst_HK    int32 [H, K]  target items, sorted, padded with PAD (-1); HOME allowed as a single target
+    bytes_H   float [H]     expected bytes per token through the model (probability x token bytes)
+    kind_H    int8  [H]     index into `kinds` (e.g. combine, forward), for breakdowns
+
+A hyperedge with several targets is deduplicated by node: the vector crosses the network once per distinct
+remote node and fans out over NVLink there. A flow without dedup emits one single-target hyperedge per send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+HOME = -1
+PAD = -1
+
+
+@dataclass(frozen=True, eq=False)
+class Traffic:
+    src_H: np.ndarray
+    dst_HK: np.ndarray
+    bytes_H: np.ndarray
+    kind_H: np.ndarray
+    kinds: tuple[str, ...]
+    num_items: int
+
+    def __post_init__(self) -> None:
+        H = self.src_H.shape[0]
+        assert self.dst_HK.ndim == 2 and self.dst_HK.shape[0] == H
+        assert self.bytes_H.shape == (H,) and self.kind_H.shape == (H,)
+        for arr in (self.src_H, self.dst_HK, self.bytes_H, self.kind_H):
+            arr.setflags(write=False)
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.src_H.shape[0])
+
+    @property
+    def total_bytes(self) -> float:
+        """Bytes per token if every send crossed once per target (before dedup)."""
+        return float((self.bytes_H * (self.dst_HK != PAD).sum(axis=1)).sum())
+
+    def incidence(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR (indptr [items+1], edge ids) of the hyperedges each item takes part in (as source or target)."""
+        H, K = self.dst_HK.shape
+        members = np.concatenate([self.src_H[:, None], self.dst_HK], axis=1)
+        edge = np.repeat(np.arange(H), K + 1)
+        flat = members.ravel()
+        keep = flat >= 0
+        flat, edge = flat[keep], edge[keep]
+        pair = np.unique(flat.astype(np.int64) * H + edge)
+        items, edges = pair // H, pair % H
+        indptr = np.zeros(self.num_items + 1, dtype=np.int64)
+        np.add.at(indptr, items + 1, 1)
+        return np.cumsum(indptr), edges.astype(np.int64)
+
+
+def aggregate(src: np.ndarray, dst: np.ndarray, nbytes: np.ndarray, kind: np.ndarray, kinds: tuple[str, ...],
+              num_items: int) -> Traffic:
+    """Merge identical (src, sorted targets, kind) hyperedges, summing their bytes; the order is canonical."""
+    dst = np.sort(dst, axis=1)
+    # PAD (-1) sorts first; move it to the end so that real targets lead.
+    pad = dst == PAD
+    order = np.argsort(pad, axis=1, kind="stable")
+    dst = np.take_along_axis(dst, order, axis=1)
+    rows = np.concatenate([kind[:, None].astype(np.int32), src[:, None].astype(np.int32), dst.astype(np.int32)],
+                          axis=1)
+    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+    summed = np.bincount(inverse.ravel(), weights=nbytes, minlength=uniq.shape[0])
+    return Traffic(src_H=uniq[:, 1].copy(), dst_HK=uniq[:, 2:].copy(), bytes_H=summed,
+                   kind_H=uniq[:, 0].astype(np.int8), kinds=kinds, num_items=num_items)

@@ -1,0 +1,115 @@
+"""The planning pipeline as one library call: inputs -> problem -> solver -> plan (+ baselines).
+
+`moeplace solve` is a thin wrapper over `plan_placement`; so is any script that embeds moeplace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+from dataclasses import dataclass
+
+import numpy as np
+
+from moeplace import __version__
+from moeplace.placement.baselines import BASELINES
+from moeplace.placement.builder import build_fabric, build_problem, default_tier_costs, load_stats
+from moeplace.placement.cost import evaluate
+from moeplace.placement.plan import BaselineRecord, Plan, SolverRecord, StatsRecord, build_plan
+from moeplace.placement.problem import Problem
+from moeplace.placement.schema import ClusterSpec, ModelSpec
+from moeplace.placement.stats import RoutingStats
+from moeplace.placement.validate import is_feasible
+from moeplace.solvers import SolveConfig, SolveResult, solve
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    model: ModelSpec
+    cluster: ClusterSpec
+    topology: str = "fat-tree"
+    stats_ref: str | None = None
+    flow: str = "chain"
+    dedup: bool = True
+    solver: str = "greedy"
+    time_limit_s: float = 60.0
+    work_limit: float | None = None
+    seed: int = 0
+    balance_per_layer: bool = False
+    tier_costs: dict[str, float] | None = None
+    synth: dict | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class PlanOutcome:
+    plan: Plan
+    problem: Problem
+    stats: RoutingStats
+    result: SolveResult
+    run: dict
+
+
+def make_problem(req: PlanRequest) -> tuple[Problem, RoutingStats]:
+    stats = load_stats(req.stats_ref, req.model, seed=req.seed, synth=req.synth)
+    fabric = build_fabric(req.cluster, req.topology)
+    costs = default_tier_costs(req.cluster)
+    if req.tier_costs:
+        try:
+            costs = costs.with_overrides(**req.tier_costs)
+        except ValueError as exc:
+            from moeplace.errors import InputError
+
+            raise InputError(str(exc), field="--tier-cost") from None
+    problem = build_problem(req.model, req.cluster, stats, fabric=fabric, flow=req.flow, dedup=req.dedup,
+                            tier_costs=costs, balance_per_layer=req.balance_per_layer,
+                            stats_source=req.stats_ref or "synthetic statistics")
+    return problem, stats
+
+
+def baseline_records(problem: Problem, seed: int = 0) -> dict[str, BaselineRecord]:
+    out = {}
+    for name, fn in BASELINES.items():
+        a = fn(problem, seed) if name == "random" else fn(problem)
+        if not is_feasible(problem, a):
+            continue
+        c = evaluate(problem, a)
+        out[name] = BaselineRecord(objective=round(c.objective, 6),
+                                   cross_node_bytes_per_token=round(c.cross_node_bytes, 6))
+    return out
+
+
+def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None = None) -> PlanOutcome:
+    problem, stats = make_problem(req)
+    config = SolveConfig(time_limit_s=req.time_limit_s, seed=req.seed, work_limit=req.work_limit, progress=progress)
+    result = solve(problem, config, solver=req.solver, hint=hint)
+    cost = evaluate(problem, result.item_gpu_I)
+    record = SolverRecord(name=result.solver, status=result.status, objective=round(result.objective, 6),
+                          bound=round(result.bound, 6), gap=round(result.gap, 6), seed=req.seed,
+                          time_limit_s=req.time_limit_s, work=result.work, stop_reason=result.stop_reason,
+                          moeplace_version=__version__)
+    plan = build_plan(problem, result.item_gpu_I, solver=record, cost=cost,
+                      baselines=baseline_records(problem, req.seed),
+                      stats=StatsRecord(num_tokens=stats.num_tokens, provenance=stats.provenance))
+    run = {
+        "wall_time_s": round(result.wall_time_s, 3),
+        "stop_reason": result.stop_reason,
+        "deterministic": result.stop_reason != "time_limit",
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "details": _plain(result.details),
+    }
+    return PlanOutcome(plan=plan, problem=problem, stats=stats, result=dataclasses.replace(result), run=run)
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    return obj

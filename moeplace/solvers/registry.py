@@ -1,0 +1,64 @@
+"""The solver registry and the one front door."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from moeplace.errors import InputError
+from moeplace.placement.cost import objective as compute_objective
+from moeplace.placement.problem import Problem
+from moeplace.placement.validate import violations
+from moeplace.solvers.base import STATUS_OPTIMAL, SolveConfig, SolveResult
+from moeplace.solvers.bounds import combinatorial_bound
+
+_SOLVERS: dict[str, tuple[Callable[..., SolveResult], str]] = {}
+
+
+def register_solver(name: str, summary: str) -> Callable[[Callable[..., SolveResult]], Callable[..., SolveResult]]:
+    def deco(fn: Callable[..., SolveResult]) -> Callable[..., SolveResult]:
+        if name in _SOLVERS:
+            raise ValueError(f"solver {name!r} is already registered")
+        _SOLVERS[name] = (fn, summary)
+        return fn
+
+    return deco
+
+
+def _load_backends() -> None:
+    from moeplace.solvers import greedy  # noqa: F401  (registers itself)
+
+
+def available_solvers() -> dict[str, str]:
+    _load_backends()
+    return {name: summary for name, (_, summary) in _SOLVERS.items()}
+
+
+def get_solver(name: str) -> Callable[..., SolveResult]:
+    _load_backends()
+    if name not in _SOLVERS:
+        raise InputError(f"unknown solver {name!r} (known: {', '.join(_SOLVERS)})", field="--solver")
+    return _SOLVERS[name][0]
+
+
+def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = "greedy",
+          hint: np.ndarray | None = None) -> SolveResult:
+    """Run a backend, then check its plan and recompute its objective and bound with the shared modules."""
+    config = config or SolveConfig()
+    backend = get_solver(solver)
+    if hint is not None:
+        broken = violations(problem, hint)
+        if broken:
+            raise InputError(f"hint is not a feasible placement: {broken[0]}", field="hint")
+    result = backend(problem, config, hint)
+    broken = violations(problem, result.item_gpu_I)
+    assert not broken, f"solver {solver!r} returned an infeasible plan: {broken[0]}"
+    obj = compute_objective(problem, result.item_gpu_I)
+    assert abs(obj - result.objective) <= 1e-6 * max(1.0, abs(obj)), (obj, result.objective)
+    bound = max(result.bound, combinatorial_bound(problem))
+    assert bound <= obj * (1 + 1e-9) + 1e-9, f"bound {bound} above objective {obj}: the bound is wrong"
+    bound = min(bound, obj)
+    status = STATUS_OPTIMAL if obj - bound <= 1e-9 * max(1.0, obj) else result.status
+    return dataclasses.replace(result, objective=obj, bound=bound, status=status)

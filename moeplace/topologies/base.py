@@ -1,0 +1,126 @@
+"""The array view of a fabric that the problem, the objective and the solvers use.
+
+Tiers are indices into a fixed ladder, cheapest first:
+
+    0 same_gpu   the transfer stays in one GPU's memory
+    1 nvlink     same node, over NVLink/NVSwitch
+    2 leaf       different nodes under one leaf switch (or one rail group)
+    3 pod        one pod of a fat-tree, one group of a Dragonfly+
+    4 core       across the core of a fat-tree, over a global link of a Dragonfly+
+
+A fabric labels the upper tiers in its own words (`tier_labels`), and maps every ordered node pair to a
+tier (`node_tier_NN`); the tier of a GPU pair follows from it (same GPU, same node, or the nodes' tier).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TIER_SAME_GPU, TIER_NVLINK, TIER_LEAF, TIER_POD, TIER_CORE = range(5)
+NUM_TIERS = 5
+TIER_KEYS = ("same_gpu", "nvlink", "leaf", "pod", "core")
+
+
+@dataclass(frozen=True)
+class TierCosts:
+    """Cost of one byte at each tier, in leaf-byte equivalents (a byte through one leaf switch costs 1).
+
+    The default is hop-bytes normalised to one leaf crossing (host-leaf-host = 2 links = 1.0; via a pod
+    spine 4 links = 2.0; via the core 6 links = 3.0), and NVLink costs the ratio of the per-GPU network
+    bandwidth to the NVLink bandwidth, so that a byte kept inside a node is cheap but not free.
+    """
+
+    cost_T: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.cost_T) != NUM_TIERS:
+            raise ValueError(f"tier costs need {NUM_TIERS} values, got {len(self.cost_T)}")
+        if any(b < a for a, b in zip(self.cost_T, self.cost_T[1:])):
+            raise ValueError(f"tier costs must not decrease up the ladder, got {list(self.cost_T)}")
+        if self.cost_T[0] != 0.0:
+            raise ValueError("a same-GPU transfer costs 0")
+
+    @classmethod
+    def default(cls, nic_gbytes_per_gpu: float, nvlink_gbytes: float) -> TierCosts:
+        nv = round(nic_gbytes_per_gpu / nvlink_gbytes, 6)
+        return cls((0.0, nv, 1.0, 2.0, 3.0))
+
+    def with_overrides(self, **named: float) -> TierCosts:
+        costs = list(self.cost_T)
+        for key, value in named.items():
+            costs[TIER_KEYS.index(key)] = float(value)
+        return TierCosts(tuple(costs))
+
+    @property
+    def array(self) -> np.ndarray:
+        return np.asarray(self.cost_T, dtype=np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class Fabric:
+    """Nodes placed in a network: positions, hosts and the node-pair tier matrix.
+
+    node_tier_NN: int8 [nodes, nodes], TIER_NVLINK on the diagonal, >= TIER_LEAF elsewhere, symmetric.
+    node_leaf_N, node_pod_N: int [nodes], the leaf (or rail group) and pod (or Dragonfly+ group) of a node.
+    """
+
+    kind: str
+    description: str
+    gpus_per_node: int
+    node_tier_NN: np.ndarray
+    node_leaf_N: np.ndarray
+    node_pod_N: np.ndarray
+    hosts: tuple[str, ...]
+    tier_labels: tuple[str, ...] = TIER_KEYS
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.num_nodes
+        assert self.node_tier_NN.shape == (n, n), self.node_tier_NN.shape
+        assert self.node_leaf_N.shape == (n,) and self.node_pod_N.shape == (n,)
+        assert len(self.hosts) == n, (len(self.hosts), n)
+        assert np.all(np.diag(self.node_tier_NN) == TIER_NVLINK)
+        for arr in (self.node_tier_NN, self.node_leaf_N, self.node_pod_N):
+            arr.setflags(write=False)
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.node_tier_NN.shape[0])
+
+    @property
+    def num_gpus(self) -> int:
+        return self.num_nodes * self.gpus_per_node
+
+    def gpu_tier(self, gpu_a: np.ndarray | int, gpu_b: np.ndarray | int) -> np.ndarray:
+        """Tier of GPU pairs (vectorised); GPU g sits on node g // gpus_per_node."""
+        a = np.asarray(gpu_a)
+        b = np.asarray(gpu_b)
+        tier = self.node_tier_NN[a // self.gpus_per_node, b // self.gpus_per_node].astype(np.int8)
+        return np.where(a == b, np.int8(TIER_SAME_GPU), tier)
+
+    def level_capacities(self) -> list[tuple[int, int]]:
+        """[(tier, max nodes sharing a domain below that tier)] for the lower bound, for tiers leaf..core.
+
+        The domain below TIER_LEAF is one node; below TIER_POD a leaf's nodes; below TIER_CORE a pod's nodes.
+        """
+        leaf_sizes = np.bincount(self.node_leaf_N)
+        pod_sizes = np.bincount(self.node_pod_N)
+        return [(TIER_LEAF, 1), (TIER_POD, int(leaf_sizes.max())), (TIER_CORE, int(pod_sizes.max()))]
+
+
+def default_hosts(num_nodes: int, prefix: str = "node") -> tuple[str, ...]:
+    width = max(3, len(str(num_nodes)))
+    return tuple(f"{prefix}{i + 1:0{width}d}" for i in range(num_nodes))
+
+
+def tiers_from_positions(node_leaf_N: np.ndarray, node_pod_N: np.ndarray) -> np.ndarray:
+    """Tier matrix of a three-level tree from each node's leaf and pod."""
+    same_leaf = node_leaf_N[:, None] == node_leaf_N[None, :]
+    same_pod = node_pod_N[:, None] == node_pod_N[None, :]
+    tier = np.full(same_leaf.shape, TIER_CORE, dtype=np.int8)
+    tier[same_pod] = TIER_POD
+    tier[same_leaf] = TIER_LEAF
+    np.fill_diagonal(tier, TIER_NVLINK)
+    return tier
