@@ -1,0 +1,53 @@
+"""Hardware profiles: the numbers the cost model runs on, from a preset or measured by `moeplace calibrate`.
+
+A profile is a JSON file (`format: moeplace.hwprofile`). Curves are measured points, interpolated
+piecewise-linearly in log-log space by the cost model and extrapolated by the roofline beyond them.
+
+    expert_curve     one expert MLP forward at `expert_dims`, tokens -> microseconds
+    alltoall_curve   NCCL all_to_all_single among `world` GPUs of one node, bytes per rank -> microseconds
+    p2p_curve        one NVLink send/recv pair, bytes -> microseconds
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExpertDims(_Frozen):
+    hidden: int = Field(gt=0)
+    expert_hidden: int = Field(gt=0)
+    activation: Literal["swiglu", "mlp"] = "swiglu"
+    dtype: Literal["bf16", "fp16", "fp32", "fp8"] = "bf16"
+
+
+class CurvePoint(_Frozen):
+    x: float = Field(ge=0, description="tokens (expert curve) or bytes (communication curves)")
+    us: float = Field(gt=0, description="median microseconds")
+    world: int | None = Field(default=None, description="GPUs taking part (all-to-all curves)")
+
+
+class HardwareProfile(_Frozen):
+    format: Literal["moeplace.hwprofile"] = "moeplace.hwprofile"
+    format_version: Literal[1] = 1
+    name: str
+    source: Literal["preset", "calibrated"]
+    device: str = Field(description="GPU name as the driver reports it, or the preset's name")
+    measured_at: str | None = None
+    software: dict[str, str] = Field(default_factory=dict, description="torch, CUDA, NCCL versions")
+    bf16_tflops: float = Field(gt=0, description="achievable dense BF16 peak used by the roofline")
+    hbm_tbps: float = Field(gt=0, description="achievable HBM bandwidth")
+    memory_gb: float = Field(gt=0)
+    nvlink_gbps: float = Field(gt=0, description="achievable NVLink bandwidth per GPU per direction, GB/s")
+    nvlink_latency_us: float = Field(ge=0)
+    nic_gbps_per_gpu: float = Field(gt=0, description="achievable network bandwidth per GPU, GB/s")
+    network_latency_us: float = Field(ge=0)
+    expert_dims: ExpertDims | None = None
+    expert_curve: list[CurvePoint] = Field(default_factory=list)
+    alltoall_curve: list[CurvePoint] = Field(default_factory=list)
+    p2p_curve: list[CurvePoint] = Field(default_factory=list)
