@@ -19,6 +19,7 @@ COMMANDS = (
     "moeplace.commands.solve:solve",
     "moeplace.commands.evaluate:evaluate",
     "moeplace.commands.presets:presets",
+    "moeplace.commands.schema:schema",
 )
 
 

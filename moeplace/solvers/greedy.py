@@ -35,33 +35,31 @@ def grow_groups(aff: Affinity, num_items: int, cap: int, num_groups: int, item_l
     free = np.ones(num_items, dtype=bool)
     gain = np.zeros(num_items)
     groups: list[list[int]] = []
-    seed_pos = 0
+
+    def heaviest_free() -> int:
+        idx = np.flatnonzero(free[seed_order])
+        return int(seed_order[idx[0]]) if idx.size else -1
+
     for _ in range(num_groups):
-        if not free.any():
+        first = heaviest_free()
+        if first < 0:
             groups.append([])
             continue
-        while not free[seed_order[seed_pos]]:
-            seed_pos += 1
-        members = [int(seed_order[seed_pos])]
-        free[members[0]] = False
-        per_layer = {int(item_layer_I[members[0]]): 1}
+        members = [first]
+        free[first] = False
+        per_layer = {int(item_layer_I[first]): 1}
         touched = []
-        nb, w = aff.neighbours(members[0])
+        nb, w = aff.neighbours(first)
         gain[nb] += w
         touched.append(nb)
         blocked: list[int] = []
-        while len(members) < cap and free.any():
+        while len(members) < cap:
             score = np.where(free, gain, -np.inf)
             cand = int(np.argmax(score))
             if not np.isfinite(score[cand]):
                 break
             if score[cand] <= 0:
-                # nothing attached: take the heaviest free item instead
-                while seed_pos < num_items and not free[seed_order[seed_pos]]:
-                    seed_pos += 1
-                if seed_pos >= num_items:
-                    break
-                cand = int(seed_order[seed_pos])
+                cand = heaviest_free()  # nothing attached: take the heaviest free item instead
             lay = int(item_layer_I[cand])
             if per_layer.get(lay, 0) >= layer_cap:
                 free[cand] = False

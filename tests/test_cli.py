@@ -1,0 +1,142 @@
+"""The CLI end to end: outputs, determinism, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from moeplace.cli import main
+from tests.conftest import REPO
+
+TINY = str(REPO / "examples" / "tiny.toml")
+FLAME = str(REPO / "examples" / "flame-moe-290m.toml")
+SMALL = ["--model", TINY, "--nodes", "4", "--gpus-per-node", "8", "--work-limit", "3000"]
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_solve_writes_a_valid_plan(tmp_path, capsys):
+    code, out, err = run(["solve", *SMALL, "--out", str(tmp_path / "p")], capsys)
+    assert code == 0, err
+    plan = json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert plan["format"] == "moeplace.plan"
+    assert len(plan["placements"]) == 32
+    assert {p["layer"] for p in plan["placements"]} == {2, 3, 4, 5}
+    assert plan["solver"]["bound"] <= plan["solver"]["objective"]
+    assert plan["solver"]["objective"] <= plan["baselines"]["layer-major"]["objective"]
+    assert "wall_time_s" in json.loads((tmp_path / "p" / "run.json").read_text())
+    assert "layer-major" in out and "gap" in out
+
+
+def test_same_seed_gives_byte_identical_plan(tmp_path, capsys):
+    assert run(["solve", *SMALL, "--seed", "7", "--out", str(tmp_path / "a")], capsys)[0] == 0
+    assert run(["solve", *SMALL, "--seed", "7", "--out", str(tmp_path / "b")], capsys)[0] == 0
+    assert (tmp_path / "a" / "plan.json").read_bytes() == (tmp_path / "b" / "plan.json").read_bytes()
+
+
+def test_evaluate_regenerates_synthetic_stats(tmp_path, capsys):
+    run(["solve", *SMALL, "--out", str(tmp_path / "p")], capsys)
+    code, out, err = run(["evaluate", str(tmp_path / "p"), "--json"], capsys)
+    assert code == 0, err
+    m = json.loads(out)["metrics"]
+    plan = json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert m["objective"] == pytest.approx(plan["cost"]["objective"])
+    assert 0 <= m["pair_cross_node_share"] <= 1 and 1 <= m["nodes_touched"] <= 2
+
+
+def test_flame_plan_and_held_out_evaluation(tmp_path, capsys, flame_npz):
+    z = np.load(flame_npz)
+    np.savez(tmp_path / "train.npz", topk=z["topk"][z["sequence"] < 16])
+    np.savez(tmp_path / "held.npz", topk=z["topk"][z["sequence"] >= 16])
+    code, out, err = run(["solve", "--model", FLAME, "--nodes", "64", "--stats", str(tmp_path / "train.npz"),
+                          "--work-limit", "2000", "--out", str(tmp_path / "flame")], capsys)
+    assert code == 0, err
+    code, out, err = run(["evaluate", str(tmp_path / "flame" / "plan.json"), "--trace", str(tmp_path / "held.npz")],
+                         capsys)
+    assert code == 0, err
+    for name in ("pair_cross_node_share", "pair_cross_gpu_share", "coact_cross_node_share", "nodes_touched",
+                 "chain_cross_node_bytes_per_token"):
+        assert name in out
+    code, out, _ = run(["evaluate", str(tmp_path / "flame"), "--trace", str(tmp_path / "held.npz"), "--json"],
+                       capsys)
+    m = json.loads(out)["metrics"]
+    assert m["cross_node_bytes_per_token"] < 969_108  # better than layer-major on held-out traffic
+
+
+def test_presets_lists_models_and_clusters(capsys):
+    code, out, _ = run(["presets"], capsys)
+    assert code == 0
+    for name in ("seed", "deepseek-v3", "mixtral-8x7b", "qwen3-30b-a3b", "h100-sxm", "h200"):
+        assert name in out
+
+
+# -- bad input: one line, exit 2, nothing written ------------------------------------------------------------
+
+def assert_one_line_error(code, err, expected):
+    assert code == 2
+    assert err == f"error: {expected}\n"
+
+
+def test_unknown_preset(tmp_path, capsys):
+    code, _, err = run(["solve", "--model", "seed-v9", "--out", str(tmp_path / "p")], capsys)
+    assert_one_line_error(code, err, "--model: unknown model preset 'seed-v9' (known: seed, deepseek-v3, "
+                          "mixtral-8x7b, qwen3-30b-a3b; or give a .json/.toml file)")
+    assert not (tmp_path / "p").exists()
+
+
+def test_missing_stats_file(tmp_path, capsys):
+    code, _, err = run(["solve", *SMALL, "--stats", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "p")],
+                       capsys)
+    assert_one_line_error(code, err, f"{tmp_path / 'nope.npz'}: file not found")
+    assert not (tmp_path / "p").exists()
+
+
+def test_malformed_model_file(tmp_path, capsys):
+    bad = tmp_path / "m.json"
+    bad.write_text('{"num_layers": 4,,}')
+    code, _, err = run(["solve", "--model", str(bad), "--out", str(tmp_path / "p")], capsys)
+    assert_one_line_error(code, err, f"{bad}: malformed JSON at line 1 column 18: Expecting property name "
+                          "enclosed in double quotes")
+
+
+def test_model_that_does_not_fit(tmp_path, capsys):
+    code, _, err = run(["solve", "--nodes", "200", "--out", str(tmp_path / "p")], capsys)
+    assert_one_line_error(code, err, "cluster: 32 experts x 58 MoE layers = 1856 experts do not fit 200 nodes x 8 "
+                          "GPUs x 1 experts per GPU = 1600 slots")
+    assert not (tmp_path / "p").exists()
+
+
+def test_trace_with_expert_id_out_of_range(tmp_path, capsys):
+    topk = np.zeros((3, 4, 2), dtype=np.int32)
+    topk[:, :, 1] = 1
+    topk[2, 1, 1] = 8
+    np.savez(tmp_path / "t.npz", topk=topk)
+    code, _, err = run(["solve", *SMALL, "--stats", str(tmp_path / "t.npz"), "--out", str(tmp_path / "p")], capsys)
+    assert_one_line_error(code, err, f"{tmp_path / 't.npz'}: topk: expert id 8 at token 2, MoE layer 1, choice 1 "
+                          "exceeds the model's 8 experts (0..7)")
+    assert not (tmp_path / "p").exists()
+
+
+def test_existing_output_needs_force(tmp_path, capsys):
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, _, err = run(["solve", *SMALL, "--out", str(out)], capsys)
+    assert_one_line_error(code, err, f"{out}: output directory exists and is not empty (use --force to replace it)")
+    assert (out / "keep.txt").read_text() == "mine"
+    assert run(["solve", *SMALL, "--out", str(out), "--force"], capsys)[0] == 0
+    assert (out / "plan.json").exists() and not (out / "keep.txt").exists()
+
+
+def test_evaluate_refuses_a_non_plan(tmp_path, capsys):
+    f = tmp_path / "x.json"
+    f.write_text("{}")
+    code, _, err = run(["evaluate", str(f)], capsys)
+    assert_one_line_error(code, err, f"{f}: format: not a moeplace plan (format None, expected 'moeplace.plan')")
