@@ -32,7 +32,7 @@ class PlanRequest:
     stats_ref: str | None = None
     flow: str = "chain"
     dedup: bool = True
-    solver: str = "greedy"
+    solver: str = "lns"
     time_limit_s: float = 60.0
     work_limit: float | None = None
     seed: int = 0

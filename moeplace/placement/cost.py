@@ -54,16 +54,29 @@ def edge_tier_counts(problem: Problem, item_gpu_I: np.ndarray, edges: np.ndarray
     tr = problem.traffic
     src = tr.src_H[edges]
     dst = tr.dst_HK[edges]
-    H, K = dst.shape
+    src_gpu = np.where(src == HOME, HOME, item_gpu_I[np.maximum(src, 0)])
+    dst_gpu = np.where(dst != PAD, item_gpu_I[np.maximum(dst, 0)], PAD)
+    return tier_counts(problem, src_gpu, dst_gpu, home_dist_NT)
+
+
+def tier_counts(problem: Problem, src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray,
+                home_dist_NT: np.ndarray | None = None) -> np.ndarray:
+    """float [H, tiers]: the kernel, on explicit GPUs (source HOME = -1, padded targets = -1).
+
+    Per hyperedge: targets on the source's GPU or on a GPU already reached cost nothing; other GPUs of the
+    source's node and further GPUs of an already reached remote node cost one NVLink transfer; the first
+    target on a remote node costs one transfer at the node pair's tier (node-level dedup).
+    """
+    H, K = dst_gpu_HK.shape
     G = problem.gpus_per_node
     tier_NN = problem.fabric.node_tier_NN
     out = np.zeros((H, NUM_TIERS))
     rows = np.arange(H)
-    is_home = src == HOME
-    g_src = np.where(is_home, 0, item_gpu_I[np.maximum(src, 0)])
+    is_home = src_gpu_H == HOME
+    g_src = np.where(is_home, 0, src_gpu_H)
     n_src = g_src // G
-    valid = dst != PAD
-    gd = np.where(valid, item_gpu_I[np.maximum(dst, 0)], -1)
+    valid = dst_gpu_HK != PAD
+    gd = dst_gpu_HK
     nd = np.where(valid, gd // G, -1)
     if home_dist_NT is None and is_home.any():
         home_dist_NT = home_tier_dist(problem)

@@ -28,7 +28,7 @@ def register_solver(name: str, summary: str) -> Callable[[Callable[..., SolveRes
 
 
 def _load_backends() -> None:
-    from moeplace.solvers import greedy  # noqa: F401  (registers itself)
+    from moeplace.solvers import greedy, lns  # noqa: F401  (register themselves)
 
 
 def available_solvers() -> dict[str, str]:

@@ -1,0 +1,262 @@
+"""Step 4: local search on the exact objective.
+
+For each item, try swapping it with items on the nodes it is most attached to (pairwise affinity picks the
+candidates); keep a swap only if the exact cost of the hyperedges it touches falls. Alternate with swaps of
+whole node positions guided by the node-level traffic matrix. Deltas use the objective's own kernel
+(`moeplace.placement.cost.edge_tier_counts`), so the running objective always equals a recomputation.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from moeplace.placement.cost import edge_tier_counts, home_tier_dist
+from moeplace.placement.problem import Problem
+from moeplace.solvers.affinity import Affinity
+from moeplace.solvers.construct import group_matrix
+
+
+class LocalSearch:
+    """Exact-delta swap local search over a complete assignment (item and node moves, kicks)."""
+
+    def __init__(self, problem: Problem, aff: Affinity, item_gpu: np.ndarray) -> None:
+        self.p = problem
+        self.aff = aff
+        self.item_gpu = item_gpu.copy()
+        self.gpn = problem.gpus_per_node
+        self.epg = problem.experts_per_gpu
+        self.ptr, self.inc = problem.traffic.incidence()
+        self.home = home_tier_dist(problem) if (problem.traffic.src_H < 0).any() else None
+        self.cost_T = problem.tier_costs.array
+        self.bytes_H = problem.traffic.bytes_H
+        G = problem.num_gpus
+        self.gpu_items = np.full((G, self.epg), -1, dtype=np.int64)
+        fill = np.zeros(G, dtype=np.int64)
+        for i, g in enumerate(self.item_gpu):
+            self.gpu_items[g, fill[g]] = i
+            fill[g] += 1
+        self.layer = problem.item_layer_I
+        self.balance = problem.balance_per_layer
+        self.layer_cap = problem.layer_cap_per_gpu
+        if self.balance:
+            self.count_GL = np.zeros((G, problem.model.num_moe_layers), dtype=np.int32)
+            np.add.at(self.count_GL, (self.item_gpu, self.layer), 1)
+        self.evals = 0
+
+    def edges_of(self, i: int) -> np.ndarray:
+        return self.inc[self.ptr[i]:self.ptr[i + 1]]
+
+    def cost_of(self, edges: np.ndarray) -> float:
+        counts = edge_tier_counts(self.p, self.item_gpu, edges, self.home)
+        return float(self.bytes_H[edges] @ (counts @ self.cost_T))
+
+    def _balance_ok(self, i: int, gi: int, j: int, gj: int) -> bool:
+        if not self.balance:
+            return True
+        li = self.layer[i]
+        if j < 0:
+            return self.count_GL[gj, li] + 1 <= self.layer_cap
+        lj = self.layer[j]
+        if li == lj:
+            return True
+        return self.count_GL[gj, li] + 1 <= self.layer_cap and self.count_GL[gi, lj] + 1 <= self.layer_cap
+
+    def _apply(self, i: int, gi: int, j: int, gj: int) -> None:
+        si = int(np.flatnonzero(self.gpu_items[gi] == i)[0])
+        sj = int(np.flatnonzero(self.gpu_items[gj] == j)[0])
+        self.gpu_items[gi, si], self.gpu_items[gj, sj] = j, i
+        self.item_gpu[i] = gj
+        if j >= 0:
+            self.item_gpu[j] = gi
+        if self.balance:
+            self.count_GL[gi, self.layer[i]] -= 1
+            self.count_GL[gj, self.layer[i]] += 1
+            if j >= 0:
+                self.count_GL[gj, self.layer[j]] -= 1
+                self.count_GL[gi, self.layer[j]] += 1
+
+    def force_swap(self, i: int, j: int, gj: int) -> float:
+        """Swap unconditionally (a perturbation); returns the exact delta."""
+        gi = int(self.item_gpu[i])
+        if gi == gj or not self._balance_ok(i, gi, j, gj):
+            return 0.0
+        edges = self.edges_of(i) if j < 0 else np.union1d(self.edges_of(i), self.edges_of(j))
+        before = self.cost_of(edges)
+        self._apply(i, gi, j, gj)
+        self.evals += 1
+        return self.cost_of(edges) - before
+
+    def reset(self, item_gpu: np.ndarray) -> None:
+        self.item_gpu = item_gpu.copy()
+        self.gpu_items.fill(-1)
+        fill = np.zeros(self.gpu_items.shape[0], dtype=np.int64)
+        for i, g in enumerate(self.item_gpu):
+            self.gpu_items[g, fill[g]] = i
+            fill[g] += 1
+        if self.balance:
+            self.count_GL.fill(0)
+            np.add.at(self.count_GL, (self.item_gpu, self.layer), 1)
+
+    def place_on_node(self, node: int, items: np.ndarray) -> None:
+        """Put `items` on the GPUs of `node` in order (one expert per GPU), emptying the rest."""
+        gpus = np.arange(node * self.gpn, (node + 1) * self.gpn)
+        if self.balance:
+            for g in gpus:
+                for it in self.gpu_items[g]:
+                    if it >= 0:
+                        self.count_GL[g, self.layer[it]] -= 1
+        self.gpu_items[gpus] = -1
+        for k, it in enumerate(items):
+            g = gpus[k // self.epg]
+            self.gpu_items[g, k % self.epg] = it
+            self.item_gpu[it] = g
+            if self.balance:
+                self.count_GL[g, self.layer[it]] += 1
+
+    def kick(self, rng: np.random.Generator, num_moves: int) -> float:
+        """Perturb: swap random items with random items of other nodes in the same pod."""
+        pod = self.p.fabric.node_pod_N
+        total = 0.0
+        for i in rng.choice(self.p.num_items, size=num_moves, replace=False):
+            a = int(self.item_gpu[i]) // self.gpn
+            peers = np.flatnonzero((pod == pod[a]) & (np.arange(pod.size) != a))
+            if peers.size == 0:
+                continue
+            b = int(rng.choice(peers))
+            g = int(b * self.gpn + rng.integers(self.gpn))
+            j = int(self.gpu_items[g, rng.integers(self.epg)])
+            total += self.force_swap(int(i), j, g)
+        return total
+
+    def try_swap(self, i: int, j: int, gj: int) -> float:
+        """Swap item i with item j on GPU gj (j = -1: an empty slot there); keep it if the cost falls."""
+        gi = int(self.item_gpu[i])
+        if gi == gj or not self._balance_ok(i, gi, j, gj):
+            return 0.0
+        edges = self.edges_of(i) if j < 0 else np.union1d(self.edges_of(i), self.edges_of(j))
+        before = self.cost_of(edges)
+        self._apply(i, gi, j, gj)
+        after = self.cost_of(edges)
+        self.evals += 1
+        delta = after - before
+        if delta < -1e-9 * max(1.0, abs(before)):
+            return delta
+        self._apply(i, gj, j, gi)  # undo: i is now on gj, j on gi
+        return 0.0
+
+    def item_pass(self, rng: np.random.Generator, deadline: float, work_limit: float) -> float:
+        """One pass over all items; returns the total improvement (negative or zero)."""
+        total = 0.0
+        N = self.p.num_nodes
+        for i in rng.permutation(self.p.num_items):
+            if time.monotonic() > deadline or self.evals >= work_limit:
+                break
+            nb, w = self.aff.neighbours(int(i))
+            if nb.size == 0:
+                continue
+            node_aff = np.bincount(self.item_gpu[nb] // self.gpn, weights=w, minlength=N)
+            a = int(self.item_gpu[i]) // self.gpn
+            pull = node_aff - node_aff[a]
+            pull[a] = -np.inf
+            for b in np.argsort(-pull, kind="stable")[:2]:
+                if pull[b] <= 0:
+                    break
+                gpus = np.arange(b * self.gpn, (b + 1) * self.gpn)
+                cands = self.gpu_items[gpus].ravel()
+                cand_gpu = np.repeat(gpus, self.epg)
+                # rank partners by how little they are attached to node b (and how much to node a)
+                scores = []
+                for j in cands:
+                    if j < 0:
+                        scores.append(-np.inf)
+                        continue
+                    nbj, wj = self.aff.neighbours(int(j))
+                    nj = self.item_gpu[nbj] // self.gpn
+                    scores.append(float(wj[nj == b].sum() - wj[nj == a].sum()))
+                order = np.argsort(np.asarray(scores), kind="stable")[:3]
+                done = False
+                for idx in order:
+                    d = self.try_swap(int(i), int(cands[idx]), int(cand_gpu[idx]))
+                    if d < 0:
+                        total += d
+                        done = True
+                        break
+                if done:
+                    break
+        return total
+
+    def node_pass(self, rng: np.random.Generator, deadline: float, work_limit: float) -> float:
+        """Swap whole node contents between positions, guided by the node-level traffic matrix."""
+        N, gpn = self.p.num_nodes, self.gpn
+        node_of_item = self.item_gpu // gpn
+        M = group_matrix(self.aff, node_of_item, N)
+        C = self.p.tier_costs.array[self.p.fabric.node_tier_NN]
+        total = 0.0
+        for a in rng.permutation(N):
+            if time.monotonic() > deadline or self.evals >= work_limit:
+                break
+            diff_M = M[a][None, :] - M
+            diff_C = C - C[a][None, :]
+            delta = (diff_M * diff_C).sum(axis=1)
+            idx = np.arange(N)
+            delta -= diff_M[idx, a] * diff_C[idx, a] + diff_M[idx, idx] * diff_C[idx, idx]
+            delta[a] = 0.0
+            b = int(np.argmin(delta))
+            if delta[b] >= -1e-9:
+                continue
+            d = self._swap_nodes(a, b)
+            if d < 0:
+                total += d
+                M[[a, b]] = M[[b, a]]
+                M[:, [a, b]] = M[:, [b, a]]
+        return total
+
+    def _swap_nodes(self, a: int, b: int) -> float:
+        gpn = self.gpn
+        ga = np.arange(a * gpn, (a + 1) * gpn)
+        gb = np.arange(b * gpn, (b + 1) * gpn)
+        items = np.concatenate([self.gpu_items[ga].ravel(), self.gpu_items[gb].ravel()])
+        items = items[items >= 0]
+        if items.size == 0:
+            return 0.0
+        edges = np.unique(np.concatenate([self.edges_of(int(i)) for i in items]))
+        before = self.cost_of(edges)
+        self._move_nodes(ga, gb)
+        after = self.cost_of(edges)
+        self.evals += 1
+        if after - before < -1e-9 * max(1.0, abs(before)):
+            return after - before
+        self._move_nodes(ga, gb)
+        return 0.0
+
+    def _move_nodes(self, ga: np.ndarray, gb: np.ndarray) -> None:
+        ia = self.gpu_items[ga].copy()
+        ib = self.gpu_items[gb].copy()
+        self.gpu_items[ga], self.gpu_items[gb] = ib, ia
+        for gpus, items in ((gb, ia), (ga, ib)):
+            for g, row in zip(gpus, items):
+                for it in row:
+                    if it >= 0:
+                        self.item_gpu[it] = g
+        if self.balance:
+            self.count_GL[ga], self.count_GL[gb] = self.count_GL[gb].copy(), self.count_GL[ga].copy()
+
+
+def descend(search: LocalSearch, rng: np.random.Generator, deadline: float, work_limit: float,
+             history: list, progress, obj: float) -> tuple[float, str]:
+    """Item and node passes until a pass gains nothing or a limit is hit; returns (objective, stop)."""
+    while True:
+        gain = search.item_pass(rng, deadline, work_limit)
+        gain += search.node_pass(rng, deadline, work_limit)
+        obj += gain
+        history.append({"evaluations": search.evals, "objective": round(obj, 3)})
+        if progress is not None:
+            progress({"evaluations": search.evals, "objective": obj})
+        if time.monotonic() > deadline:
+            return obj, "time_limit"
+        if search.evals >= work_limit:
+            return obj, "work_limit"
+        if gain > -1e-9 * max(1.0, abs(obj)):
+            return obj, "converged"
