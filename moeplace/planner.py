@@ -39,6 +39,9 @@ class PlanRequest:
     balance_per_layer: bool = False
     tier_costs: dict[str, float] | None = None
     synth: dict | None = None
+    replan_from: str | None = None
+    max_moves: int | None = None
+    move_cost: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,7 +84,9 @@ def baseline_records(problem: Problem, seed: int = 0) -> dict[str, BaselineRecor
 
 def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None = None) -> PlanOutcome:
     problem, stats = make_problem(req)
-    config = SolveConfig(time_limit_s=req.time_limit_s, seed=req.seed, work_limit=req.work_limit, progress=progress)
+    origin = origin_assignment(req.replan_from, problem) if req.replan_from else None
+    config = SolveConfig(time_limit_s=req.time_limit_s, seed=req.seed, work_limit=req.work_limit, progress=progress,
+                         origin_gpu_I=origin, max_moves=req.max_moves, move_cost=req.move_cost)
     result = solve(problem, config, solver=req.solver, hint=hint)
     cost = evaluate(problem, result.item_gpu_I)
     record = SolverRecord(name=result.solver, status=result.status, objective=round(result.objective, 6),
@@ -101,6 +106,24 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
         "details": _plain(result.details),
     }
     return PlanOutcome(plan=plan, problem=problem, stats=stats, result=dataclasses.replace(result), run=run)
+
+
+def origin_assignment(path: str, problem: Problem) -> np.ndarray:
+    """The assignment of a plan in service, checked against the problem being re-planned."""
+    from moeplace.errors import InputError
+    from moeplace.evaluation import resolve_plan_path
+    from moeplace.placement.plan import load_plan
+
+    p = resolve_plan_path(path)
+    old = load_plan(p)
+    for field in ("num_experts", "num_moe_layers", "top_k"):
+        a, b = getattr(old.model, field), getattr(problem.model, field)
+        if a != b:
+            raise InputError(f"the plan has {field} {a}, the model being planned {b}", source=str(p), field="model")
+    if old.num_gpus != problem.num_gpus or old.cluster.gpus_per_node != problem.gpus_per_node:
+        raise InputError(f"the plan covers {old.num_gpus} GPUs ({old.cluster.gpus_per_node} per node), the cluster "
+                         f"{problem.num_gpus} ({problem.gpus_per_node} per node)", source=str(p), field="cluster")
+    return old.item_gpu()
 
 
 def _plain(obj):

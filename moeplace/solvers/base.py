@@ -20,12 +20,19 @@ STATUS_FEASIBLE = "feasible"
 
 @dataclass(frozen=True)
 class SolveConfig:
-    """time_limit_s caps wall time; work_limit caps deterministic work (same inputs and seed, same plan)."""
+    """time_limit_s caps wall time; work_limit caps deterministic work (same inputs and seed, same plan).
+
+    Re-planning: `origin_gpu_I` is the plan in service; at most `max_moves` experts may change GPU, and each
+    move costs `move_cost` in objective units (leaf-byte equivalents per token) during the search.
+    """
 
     time_limit_s: float = 60.0
     seed: int = 0
     workers: int = 1
     work_limit: float | None = None
+    origin_gpu_I: np.ndarray | None = field(default=None, compare=False, repr=False)
+    max_moves: int | None = None
+    move_cost: float = 0.0
     progress: Callable[[dict], None] | None = field(default=None, compare=False, repr=False)
 
 

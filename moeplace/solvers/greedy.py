@@ -43,18 +43,23 @@ def multi_start(problem: Problem, config: SolveConfig, hint: np.ndarray | None, 
     from moeplace.placement.validate import is_feasible
 
     starts: list[tuple[str, np.ndarray]] = []
-    if hint is not None:
-        starts.append(("hint", hint.copy()))
-    starts.append(("greedy", construct(problem, aff, rng)))
-    lm = layer_major(problem)
-    if is_feasible(problem, lm):
-        starts.append(("layer-major", lm))
-    search = LocalSearch(problem, aff, starts[0][1])
+    origin = config.origin_gpu_I
+    if origin is not None:
+        starts.append(("origin", origin.copy()))   # re-planning: every other start moves too much
+    else:
+        if hint is not None:
+            starts.append(("hint", hint.copy()))
+        starts.append(("greedy", construct(problem, aff, rng)))
+        lm = layer_major(problem)
+        if is_feasible(problem, lm):
+            starts.append(("layer-major", lm))
+    search = LocalSearch(problem, aff, starts[0][1], origin=origin, max_moves=config.max_moves,
+                         move_cost=config.move_cost)
     best: Incumbent | None = None
     per_start = work_budget / len(starts)
     for name, init in starts:
         search.reset(init)
-        obj0 = objective(problem, init)
+        obj0 = objective(problem, init) + search.move_cost * search.moved
         history = best.history if best else []
         try:
             obj, stop = descend(search, rng, deadline, search.evals + per_start, history, config.progress, obj0)
@@ -102,7 +107,15 @@ def stop_reason(inc: Incumbent, deadline: float, work_limit: float) -> str:
     return inc.stop
 
 
-@register_solver("greedy", "greedy affinity construction + exact-delta swap local search with kicks (any size)")
+def moves_details(inc: Incumbent, config: SolveConfig) -> dict:
+    if config.origin_gpu_I is None:
+        return {}
+    moved = int((inc.item_gpu != config.origin_gpu_I).sum())
+    return {"moved_experts": moved, "max_moves": config.max_moves, "move_cost": config.move_cost}
+
+
+@register_solver("greedy", "greedy affinity construction + exact-delta swap local search with kicks (any size)",
+                 replanning=True)
 def solve_greedy(problem: Problem, config: SolveConfig, hint: np.ndarray | None = None) -> SolveResult:
     """Multi-start local search, then iterated local search from the best start until a limit."""
     from moeplace.placement.cost import objective
@@ -120,4 +133,5 @@ def solve_greedy(problem: Problem, config: SolveConfig, hint: np.ndarray | None 
     return SolveResult(solver="greedy", item_gpu_I=inc.item_gpu, objective=final, bound=0.0, status=STATUS_FEASIBLE,
                        wall_time_s=time.monotonic() - start, work=float(inc.search.evals),
                        stop_reason=stop_reason(inc, deadline, work_limit),
-                       details={"best_start": inc.start, "kicks": kicks, "kicks_accepted": accepted})
+                       details={"best_start": inc.start, "kicks": kicks, "kicks_accepted": accepted,
+                                **moves_details(inc, config)})

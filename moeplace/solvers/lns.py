@@ -22,7 +22,7 @@ from moeplace.solvers.affinity import build_affinity
 from moeplace.solvers.base import STATUS_FEASIBLE, SolveConfig, SolveResult
 from moeplace.solvers.bounds import combinatorial_bound
 from moeplace.solvers.construct import group_matrix
-from moeplace.solvers.greedy import Incumbent, iterate_kicks, multi_start, stop_reason
+from moeplace.solvers.greedy import Incumbent, iterate_kicks, moves_details, multi_start, stop_reason
 from moeplace.solvers.registry import register_solver
 from moeplace.solvers.search import descend
 from moeplace.solvers.window import repartition_pair
@@ -54,7 +54,8 @@ def window_sweep(inc: Incumbent, problem: Problem, rng: np.random.Generator, dea
     return gain
 
 
-@register_solver("lns", "local search + large-neighbourhood search with exact two-node windows (default)")
+@register_solver("lns", "local search + large-neighbourhood search with exact two-node windows (default)",
+                 replanning=True)
 def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = None) -> SolveResult:
     start = time.monotonic()
     deadline = start + config.time_limit_s
@@ -71,7 +72,7 @@ def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = N
     aff = build_affinity(problem.traffic)
     inc = multi_start(problem, config, hint, aff, rng, deadline, work_limit / 4)
     sweeps = kicks = accepted = 0
-    windows = problem.experts_per_gpu == 1
+    windows = problem.experts_per_gpu == 1 and config.origin_gpu_I is None
     try:
         while windows and inc.stop != "interrupted" and time.monotonic() <= deadline and \
                 inc.search.evals < work_limit:
@@ -95,4 +96,4 @@ def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = N
                        wall_time_s=time.monotonic() - start, work=float(inc.search.evals),
                        stop_reason=stop_reason(inc, deadline, work_limit),
                        details={"best_start": inc.start, "sweeps": sweeps, "kicks": kicks,
-                                "kicks_accepted": accepted})
+                                "kicks_accepted": accepted, **moves_details(inc, config)})

@@ -15,13 +15,18 @@ from moeplace.solvers.base import STATUS_OPTIMAL, SolveConfig, SolveResult
 from moeplace.solvers.bounds import combinatorial_bound
 
 _SOLVERS: dict[str, tuple[Callable[..., SolveResult], str]] = {}
+_REPLANNING: set[str] = set()
 
 
-def register_solver(name: str, summary: str) -> Callable[[Callable[..., SolveResult]], Callable[..., SolveResult]]:
+def register_solver(name: str, summary: str, *, replanning: bool = False
+                    ) -> Callable[[Callable[..., SolveResult]], Callable[..., SolveResult]]:
+    """Register a backend; `replanning=True` if it honours SolveConfig.origin_gpu_I / max_moves / move_cost."""
     def deco(fn: Callable[..., SolveResult]) -> Callable[..., SolveResult]:
         if name in _SOLVERS:
             raise ValueError(f"solver {name!r} is already registered")
         _SOLVERS[name] = (fn, summary)
+        if replanning:
+            _REPLANNING.add(name)
         return fn
 
     return deco
@@ -52,11 +57,25 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
         broken = violations(problem, hint)
         if broken:
             raise InputError(f"hint is not a feasible placement: {broken[0]}", field="hint")
+    if config.origin_gpu_I is not None:
+        if solver not in _REPLANNING:
+            raise InputError(f"solver {solver!r} cannot re-plan (solvers that can: {', '.join(sorted(_REPLANNING))})",
+                             field="--solver")
+        broken = violations(problem, config.origin_gpu_I)
+        if broken:
+            raise InputError(f"the plan to re-plan from does not fit this problem: {broken[0]}", field="--from")
+        if config.max_moves is not None and config.max_moves < 0:
+            raise InputError(f"must be >= 0, got {config.max_moves}", field="--max-moves")
+        if config.move_cost < 0:
+            raise InputError(f"must be >= 0, got {config.move_cost}", field="--move-cost")
     result = backend(problem, config, hint)
     broken = violations(problem, result.item_gpu_I)
     assert not broken, f"solver {solver!r} returned an infeasible plan: {broken[0]}"
     obj = compute_objective(problem, result.item_gpu_I)
     assert abs(obj - result.objective) <= 1e-6 * max(1.0, abs(obj)), (obj, result.objective)
+    if config.origin_gpu_I is not None and config.max_moves is not None:
+        moved = int((result.item_gpu_I != config.origin_gpu_I).sum())
+        assert moved <= config.max_moves, f"solver {solver!r} moved {moved} experts, limit {config.max_moves}"
     bound = max(result.bound, combinatorial_bound(problem))
     assert bound <= obj * (1 + 1e-9) + 1e-9, f"bound {bound} above objective {obj}: the bound is wrong"
     bound = min(bound, obj)

@@ -21,8 +21,14 @@ from moeplace.solvers.construct import group_matrix
 class LocalSearch:
     """Exact-delta swap local search over a complete assignment (item and node moves, kicks)."""
 
-    def __init__(self, problem: Problem, aff: Affinity, item_gpu: np.ndarray) -> None:
+    def __init__(self, problem: Problem, aff: Affinity, item_gpu: np.ndarray, *, origin: np.ndarray | None = None,
+                 max_moves: int | None = None, move_cost: float = 0.0) -> None:
+        """origin, max_moves, move_cost: re-planning; an item is moved when its GPU differs from `origin`,
+        at most `max_moves` items may be, and each costs `move_cost` (objective units) in the search."""
         self.p = problem
+        self.origin = origin
+        self.max_moves = max_moves
+        self.move_cost = float(move_cost)
         self.aff = aff
         self.item_gpu = item_gpu.copy()
         self.gpn = problem.gpus_per_node
@@ -44,6 +50,28 @@ class LocalSearch:
             self.count_GL = np.zeros((G, problem.model.num_moe_layers), dtype=np.int32)
             np.add.at(self.count_GL, (self.item_gpu, self.layer), 1)
         self.evals = 0
+        self.moved = self._count_moved()
+
+    def _count_moved(self) -> int:
+        return 0 if self.origin is None else int((self.item_gpu != self.origin).sum())
+
+    def _moves_delta(self, i: int, gi: int, j: int, gj: int) -> int:
+        if self.origin is None:
+            return 0
+        o = self.origin
+        d = int(gj != o[i]) - int(gi != o[i])
+        if j >= 0:
+            d += int(gi != o[j]) - int(gj != o[j])
+        return d
+
+    def _allowed(self, i: int, gi: int, j: int, gj: int) -> bool:
+        if not self._balance_ok(i, gi, j, gj):
+            return False
+        return self.max_moves is None or self.moved + self._moves_delta(i, gi, j, gj) <= self.max_moves
+
+    @property
+    def replanning(self) -> bool:
+        return self.origin is not None
 
     def edges_of(self, i: int) -> np.ndarray:
         return self.inc[self.ptr[i]:self.ptr[i + 1]]
@@ -80,13 +108,15 @@ class LocalSearch:
     def force_swap(self, i: int, j: int, gj: int) -> float:
         """Swap unconditionally (a perturbation); returns the exact delta."""
         gi = int(self.item_gpu[i])
-        if gi == gj or not self._balance_ok(i, gi, j, gj):
+        if gi == gj or not self._allowed(i, gi, j, gj):
             return 0.0
         edges = self.edges_of(i) if j < 0 else np.union1d(self.edges_of(i), self.edges_of(j))
         before = self.cost_of(edges)
+        dm = self._moves_delta(i, gi, j, gj)
         self._apply(i, gi, j, gj)
+        self.moved += dm
         self.evals += 1
-        return self.cost_of(edges) - before
+        return self.cost_of(edges) - before + self.move_cost * dm
 
     def reset(self, item_gpu: np.ndarray) -> None:
         self.item_gpu = item_gpu.copy()
@@ -98,9 +128,11 @@ class LocalSearch:
         if self.balance:
             self.count_GL.fill(0)
             np.add.at(self.count_GL, (self.item_gpu, self.layer), 1)
+        self.moved = self._count_moved()
 
     def place_on_node(self, node: int, items: np.ndarray) -> None:
         """Put `items` on the GPUs of `node` in order (one expert per GPU), emptying the rest."""
+        assert not self.replanning, "whole-node moves are off while re-planning"
         gpus = np.arange(node * self.gpn, (node + 1) * self.gpn)
         if self.balance:
             for g in gpus:
@@ -118,6 +150,7 @@ class LocalSearch:
     def kick(self, rng: np.random.Generator, num_moves: int) -> float:
         """Perturb: swap random items with random items of other nodes in the same pod."""
         pod = self.p.fabric.node_pod_N
+        self.evals += num_moves  # count attempts, so that a kick that can change nothing still uses work
         total = 0.0
         for i in rng.choice(self.p.num_items, size=num_moves, replace=False):
             a = int(self.item_gpu[i]) // self.gpn
@@ -133,15 +166,17 @@ class LocalSearch:
     def try_swap(self, i: int, j: int, gj: int) -> float:
         """Swap item i with item j on GPU gj (j = -1: an empty slot there); keep it if the cost falls."""
         gi = int(self.item_gpu[i])
-        if gi == gj or not self._balance_ok(i, gi, j, gj):
+        if gi == gj or not self._allowed(i, gi, j, gj):
             return 0.0
         edges = self.edges_of(i) if j < 0 else np.union1d(self.edges_of(i), self.edges_of(j))
         before = self.cost_of(edges)
         self._apply(i, gi, j, gj)
         after = self.cost_of(edges)
         self.evals += 1
-        delta = after - before
+        dm = self._moves_delta(i, gi, j, gj)
+        delta = after - before + self.move_cost * dm
         if delta < -1e-9 * max(1.0, abs(before)):
+            self.moved += dm
             return delta
         self._apply(i, gj, j, gi)  # undo: i is now on gj, j on gi
         return 0.0
@@ -189,6 +224,8 @@ class LocalSearch:
 
     def node_pass(self, rng: np.random.Generator, deadline: float, work_limit: float) -> float:
         """Swap whole node contents between positions, guided by the node-level traffic matrix."""
+        if self.replanning:
+            return 0.0
         N, gpn = self.p.num_nodes, self.gpn
         node_of_item = self.item_gpu // gpn
         M = group_matrix(self.aff, node_of_item, N)
