@@ -16,6 +16,7 @@ from moeplace import __version__
 from moeplace.placement.baselines import BASELINES
 from moeplace.placement.builder import build_fabric, build_problem, default_tier_costs, load_stats
 from moeplace.placement.cost import evaluate
+from moeplace.placement.metrics import load_imbalance
 from moeplace.placement.plan import BaselineRecord, Plan, SolverRecord, StatsRecord, build_plan
 from moeplace.placement.problem import Problem
 from moeplace.placement.schema import ClusterSpec, ModelSpec
@@ -39,6 +40,7 @@ class PlanRequest:
     balance_per_layer: bool = False
     tier_costs: dict[str, float] | None = None
     synth: dict | None = None
+    replicas: int = 0
     replan_from: str | None = None
     max_moves: int | None = None
     move_cost: float = 0.0
@@ -66,7 +68,7 @@ def make_problem(req: PlanRequest) -> tuple[Problem, RoutingStats]:
             raise InputError(str(exc), field="--tier-cost") from None
     problem = build_problem(req.model, req.cluster, stats, fabric=fabric, flow=req.flow, dedup=req.dedup,
                             tier_costs=costs, balance_per_layer=req.balance_per_layer,
-                            stats_source=req.stats_ref or "synthetic statistics")
+                            stats_source=req.stats_ref or "synthetic statistics", replicas=req.replicas)
     return problem, stats
 
 
@@ -95,7 +97,8 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
                           moeplace_version=__version__)
     plan = build_plan(problem, result.item_gpu_I, solver=record, cost=cost,
                       baselines=baseline_records(problem, req.seed),
-                      stats=StatsRecord(num_tokens=stats.num_tokens, provenance=stats.provenance))
+                      stats=StatsRecord(num_tokens=stats.num_tokens, provenance=stats.provenance),
+                      load_imbalance=load_imbalance(problem, result.item_gpu_I, stats.load_LE))
     run = {
         "wall_time_s": round(result.wall_time_s, 3),
         "stop_reason": result.stop_reason,

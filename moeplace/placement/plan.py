@@ -12,7 +12,6 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from moeplace import __version__
 from moeplace.errors import InputError
 from moeplace.fileio import dumps_json, load_mapping
 from moeplace.placement.cost import CostBreakdown
@@ -44,6 +43,8 @@ class Placement(_Strict):
 class CostRecord(_Strict):
     objective: float = Field(description="sum over tiers of bytes per token x tier cost (leaf-byte equivalents)")
     cross_node_bytes_per_token: float
+    load_imbalance: float | None = Field(default=None, description="largest over MoE layers of the busiest GPU's "
+                                         "tokens / the layer's mean per GPU (1.0 = balanced; copies split evenly)")
     bytes_per_token_by_tier: dict[str, float]
     bytes_per_token_by_kind: dict[str, float]
 
@@ -99,33 +100,53 @@ class Plan(_Strict):
     num_gpus: int
     placements: list[Placement]
 
+    def copies_LE(self) -> np.ndarray:
+        """int [MoE layers, experts]: copies of every expert in the plan (1 without replication)."""
+        E, L = self.model.num_experts, self.model.num_moe_layers
+        copies = np.ones((L, E), dtype=np.int64)
+        for p in self.placements:
+            if p.expert is None or p.moe_layer is None or p.replica is None:
+                continue
+            if not (0 <= p.moe_layer < L and 0 <= p.expert < E):
+                raise InputError(f"rank {p.rank}: expert {p.expert} of MoE layer {p.moe_layer} is outside the "
+                                 f"model's {L} MoE layers x {E} experts", field="placements")
+            copies[p.moe_layer, p.expert] = max(copies[p.moe_layer, p.expert], p.replica + 1)
+        return copies
+
     def item_gpu(self) -> np.ndarray:
-        """The assignment `item_gpu_I` (item = moe_layer x experts + expert) read back from the placements."""
+        """The assignment `item_gpu_I` read back from the placements (items numbered as in
+        `moeplace.placement.replication`: experts moe_layer x E + expert, then extra copies)."""
+        from moeplace.placement.replication import item_table
+
         E = self.model.num_experts
-        out = np.full(self.model.num_items, -1, dtype=np.int64)
+        base, replica = item_table(self.copies_LE())
+        index = {(int(b), int(r)): i for i, (b, r) in enumerate(zip(base, replica))}
+        out = np.full(base.size, -1, dtype=np.int64)
         for p in self.placements:
             if p.expert is None or p.moe_layer is None:
                 continue
-            item = p.moe_layer * E + p.expert
+            item = index[(p.moe_layer * E + p.expert, p.replica or 0)]
             if out[item] >= 0:
-                raise InputError(f"expert {p.expert} of MoE layer {p.moe_layer} is placed twice", field="placements")
+                raise InputError(f"expert {p.expert} of MoE layer {p.moe_layer} (replica {p.replica}) is placed "
+                                 "twice", field="placements")
             out[item] = p.node * self.cluster.gpus_per_node + p.local_gpu
         missing = np.flatnonzero(out < 0)
         if missing.size:
-            i = int(missing[0])
-            raise InputError(f"expert {i % E} of MoE layer {i // E} is not placed ({missing.size} missing)",
-                             field="placements")
+            i = int(base[missing[0]])
+            raise InputError(f"expert {i % E} of MoE layer {i // E} (replica {int(replica[missing[0]])}) is not "
+                             f"placed ({missing.size} missing)", field="placements")
         return out
 
 
-def cost_record(cost: CostBreakdown, labels: tuple[str, ...]) -> CostRecord:
+def cost_record(cost: CostBreakdown, labels: tuple[str, ...], load_imbalance: float | None = None) -> CostRecord:
     return CostRecord(objective=round(cost.objective, 6), cross_node_bytes_per_token=round(cost.cross_node_bytes, 6),
+                      load_imbalance=None if load_imbalance is None else round(load_imbalance, 6),
                       bytes_per_token_by_tier={labels[t]: round(v, 6) for t, v in enumerate(cost.bytes_by_tier)},
                       bytes_per_token_by_kind={k: round(v, 6) for k, v in cost.bytes_by_kind.items()})
 
 
 def build_plan(problem: Problem, item_gpu_I: np.ndarray, *, solver: SolverRecord, cost: CostBreakdown,
-               baselines: dict[str, BaselineRecord], stats: StatsRecord) -> Plan:
+               baselines: dict[str, BaselineRecord], stats: StatsRecord, load_imbalance: float | None = None) -> Plan:
     fab = problem.fabric
     gpn = problem.gpus_per_node
     model = problem.model
@@ -136,21 +157,22 @@ def build_plan(problem: Problem, item_gpu_I: np.ndarray, *, solver: SolverRecord
     layers = model.moe_layer_numbers
     for g in range(problem.num_gpus):
         node, local = divmod(g, gpn)
-        items = sorted(by_gpu.get(g, []))
+        items = sorted(by_gpu.get(g, []), key=lambda i: (int(problem.item_base_I[i]), int(problem.item_replica_I[i])))
         if not items:
             placements.append(Placement(rank=g, node=node, host=fab.hosts[node], local_gpu=local, layer=None,
                                         moe_layer=None, expert=None, replica=None))
         for item in items:
-            ml, e = divmod(item, model.num_experts)
+            ml, e = divmod(int(problem.item_base_I[item]), model.num_experts)
             placements.append(Placement(rank=g, node=node, host=fab.hosts[node], local_gpu=local, layer=layers[ml],
-                                        moe_layer=ml, expert=e, replica=0))
+                                        moe_layer=ml, expert=e, replica=int(problem.item_replica_I[item])))
     return Plan(model=model, cluster=problem.cluster,
                 topology=TopologyRecord(kind=fab.kind, description=fab.description, params=dict(fab.params),
                                         tier_labels=list(fab.tier_labels)),
                 flow=FlowRecord(name=problem.flow, dedup=problem.dedup,
                                 tier_costs=dict(zip(TIER_KEYS, problem.tier_costs.cost_T))),
-                stats=stats, solver=solver, cost=cost_record(cost, fab.tier_labels), baselines=baselines,
-                balance_per_layer=problem.balance_per_layer, num_gpus=problem.num_gpus, placements=placements)
+                stats=stats, solver=solver, cost=cost_record(cost, fab.tier_labels, load_imbalance),
+                baselines=baselines, balance_per_layer=problem.balance_per_layer, num_gpus=problem.num_gpus,
+                placements=placements)
 
 
 def plan_json(plan: Plan) -> str:

@@ -27,17 +27,32 @@ class Problem:
     tier_costs: TierCosts
     traffic: Traffic
     balance_per_layer: bool = False
+    item_base_I: np.ndarray | None = None
+    item_replica_I: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.item_base_I is None:
+            object.__setattr__(self, "item_base_I", np.arange(self.model.num_items))
+            object.__setattr__(self, "item_replica_I", np.zeros(self.model.num_items, dtype=np.int64))
+        for arr in (self.item_base_I, self.item_replica_I):
+            arr.setflags(write=False)
+        assert self.traffic.num_items == self.num_items, (self.traffic.num_items, self.num_items)
+        extra = self.num_items - self.model.num_items
+        if extra and self.experts_per_gpu != 1:
+            raise InfeasibleError(f"replicas need one expert per GPU (experts_per_gpu is {self.experts_per_gpu}): "
+                                  "with several experts per GPU, balance load by placement instead",
+                                  field="--replicas")
         if self.fabric.num_nodes != self.cluster.num_nodes or self.fabric.gpus_per_node != self.cluster.gpus_per_node:
             raise InfeasibleError(f"fabric has {self.fabric.num_nodes} nodes x {self.fabric.gpus_per_node} GPUs, "
                                   f"cluster {self.cluster.num_nodes} x {self.cluster.gpus_per_node}")
         slots = self.num_gpus * self.experts_per_gpu
         if self.num_items > slots:
+            copies = f" + {extra} replicas = {self.num_items}" if extra else ""
             raise InfeasibleError(
-                f"{self.model.num_experts} experts x {self.model.num_moe_layers} MoE layers = {self.num_items} "
-                f"experts do not fit {self.cluster.num_nodes} nodes x {self.cluster.gpus_per_node} GPUs x "
-                f"{self.experts_per_gpu} experts per GPU = {slots} slots", field="cluster")
+                f"{self.model.num_experts} experts x {self.model.num_moe_layers} MoE layers = "
+                f"{self.model.num_items}{copies} experts do not fit {self.cluster.num_nodes} nodes x "
+                f"{self.cluster.gpus_per_node} GPUs x {self.experts_per_gpu} experts per GPU = {slots} slots",
+                field="cluster")
         if self.balance_per_layer:
             cap = self.layer_cap_per_gpu
             if cap * self.num_gpus < self.model.num_experts:
@@ -45,7 +60,13 @@ class Problem:
 
     @property
     def num_items(self) -> int:
-        return self.model.num_items
+        """Experts to place, copies included."""
+        return int(self.item_base_I.shape[0]) if self.item_base_I is not None else self.model.num_items
+
+    @property
+    def num_replicas(self) -> int:
+        """Extra copies beyond one per expert."""
+        return self.num_items - self.model.num_items
 
     @property
     def num_gpus(self) -> int:
@@ -70,11 +91,11 @@ class Problem:
     @property
     def item_layer_I(self) -> np.ndarray:
         """0-based MoE layer of every item."""
-        return np.arange(self.num_items) // self.model.num_experts
+        return self.item_base_I // self.model.num_experts
 
     @property
     def item_expert_I(self) -> np.ndarray:
-        return np.arange(self.num_items) % self.model.num_experts
+        return self.item_base_I % self.model.num_experts
 
     @property
     def layer_cap_per_gpu(self) -> int:

@@ -20,7 +20,8 @@ from moeplace.solvers.construct import construct
 from moeplace.solvers.registry import register_solver
 from moeplace.solvers.search import LocalSearch, descend
 
-DEFAULT_WORK = 40_000
+WORK_PER_ITEM = 22  # default work limit: 22 evaluations per item (about 40,000 for the seed)
+MAX_FAILED_KICKS = 30  # iterated local search stops after this many kicks in a row that gain nothing
 
 
 @dataclass
@@ -79,18 +80,23 @@ def iterate_kicks(inc: Incumbent, problem: Problem, config: SolveConfig, rng: np
                   deadline: float, work_limit: float, max_kicks: int | None = None) -> tuple[int, int]:
     """Iterated local search: kick, descend, keep the better plan. Returns (kicks, accepted)."""
     search = inc.search
-    kicks = accepted = 0
+    kicks = accepted = failed = 0
     kick_size = max(2, problem.num_items // 100)
     try:
         while time.monotonic() <= deadline and search.evals < work_limit and (max_kicks is None or kicks < max_kicks):
+            if failed >= MAX_FAILED_KICKS:
+                inc.stop = "converged"
+                break
             kicks += 1
             obj = inc.objective + search.kick(rng, kick_size)
             obj, inc.stop = descend(search, rng, deadline, work_limit, inc.history, config.progress, obj)
             if obj < inc.objective - 1e-9 * max(1.0, inc.objective):
                 inc.objective, inc.item_gpu = obj, search.item_gpu.copy()
                 accepted += 1
+                failed = 0
             else:
                 search.reset(inc.item_gpu)
+                failed += 1
     except KeyboardInterrupt:
         inc.stop = "interrupted"
         search.reset(inc.item_gpu)
@@ -122,7 +128,7 @@ def solve_greedy(problem: Problem, config: SolveConfig, hint: np.ndarray | None 
 
     start = time.monotonic()
     deadline = start + config.time_limit_s
-    work_limit = float(DEFAULT_WORK if config.work_limit is None else config.work_limit)
+    work_limit = float(WORK_PER_ITEM * problem.num_items if config.work_limit is None else config.work_limit)
     rng = np.random.default_rng(config.seed)
     aff = build_affinity(problem.traffic)
     inc = multi_start(problem, config, hint, aff, rng, deadline, work_limit / 2)

@@ -27,7 +27,8 @@ from moeplace.solvers.registry import register_solver
 from moeplace.solvers.search import descend
 from moeplace.solvers.window import repartition_pair
 
-DEFAULT_WORK = 100_000
+WORK_PER_ITEM = 55  # default work limit: 55 evaluations per item (about 100,000 for the seed)
+PATIENCE = 3  # stop after this many rounds (sweep, descent, kicks) without improvement
 WINDOW_WORK = 60
 PARTNERS = 2
 
@@ -59,7 +60,7 @@ def window_sweep(inc: Incumbent, problem: Problem, rng: np.random.Generator, dea
 def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = None) -> SolveResult:
     start = time.monotonic()
     deadline = start + config.time_limit_s
-    work_limit = float(DEFAULT_WORK if config.work_limit is None else config.work_limit)
+    work_limit = float(WORK_PER_ITEM * problem.num_items if config.work_limit is None else config.work_limit)
     rng = np.random.default_rng(config.seed)
     bound = combinatorial_bound(problem)
     progress = config.progress
@@ -71,7 +72,7 @@ def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = N
 
     aff = build_affinity(problem.traffic)
     inc = multi_start(problem, config, hint, aff, rng, deadline, work_limit / 4)
-    sweeps = kicks = accepted = 0
+    sweeps = kicks = accepted = idle = 0
     windows = problem.experts_per_gpu == 1 and config.origin_gpu_I is None
     try:
         while windows and inc.stop != "interrupted" and time.monotonic() <= deadline and \
@@ -83,8 +84,13 @@ def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = N
             improved = obj < inc.objective - 1e-9 * max(1.0, inc.objective)
             inc.objective, inc.item_gpu = obj, inc.search.item_gpu.copy()
             if not improved:
+                before = inc.objective
                 k, a = iterate_kicks(inc, problem, config, rng, deadline, work_limit, max_kicks=3)
                 kicks, accepted = kicks + k, accepted + a
+                idle = idle + 1 if inc.objective >= before - 1e-9 * max(1.0, before) else 0
+                if idle >= PATIENCE:
+                    inc.stop = "converged"
+                    break
     except KeyboardInterrupt:
         inc.stop = "interrupted"
     if inc.stop != "interrupted" and not windows:
