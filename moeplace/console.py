@@ -24,7 +24,7 @@ def fmt_bytes(x: float) -> str:
 class Console:
     def __init__(self, *, stderr: bool = False, quiet: bool = False) -> None:
         stream = sys.stderr if stderr else sys.stdout
-        width = None if stream.isatty() else 120
+        width = None if stream.isatty() else 160
         self._rich = _RichConsole(stderr=stderr, highlight=False, soft_wrap=False, width=width)
         self.quiet = quiet
 
