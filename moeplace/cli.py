@@ -20,6 +20,15 @@ COMMANDS = (
     "moeplace.commands.evaluate:evaluate",
     "moeplace.commands.presets:presets",
     "moeplace.commands.schema:schema",
+    "moeplace.commands.solvers:solvers",
+    "moeplace.commands.emit:emit",
+    "moeplace.commands.check:check",
+    "moeplace.commands.stats:stats",
+    "moeplace.commands.topology:topology",
+    "moeplace.commands.calibrate:calibrate",
+    "moeplace.commands.validate:validate",
+    "moeplace.commands.predict:predict",
+    "moeplace.commands.compare:compare",
 )
 
 

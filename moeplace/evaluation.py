@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from moeplace.errors import InputError
-from moeplace.placement.builder import build_fabric, build_problem, load_stats
+from moeplace.placement.builder import build_problem, load_stats
 from moeplace.placement.metrics import placement_metrics
 from moeplace.placement.plan import load_plan
-from moeplace.placement.stats import RoutingStats
-from moeplace.placement.trace import check_topk, read_topk
 from moeplace.placement.validate import violations
 from moeplace.topologies.base import TIER_KEYS, TierCosts
+from moeplace.topologies.resolve import rebuild_fabric
 
 
 def resolve_plan_path(path: str | Path) -> Path:
@@ -28,11 +27,7 @@ def evaluate_plan(plan_path: str | Path, *, stats_path: str | None = None, trace
     plan = load_plan(path)
     model, cluster = plan.model, plan.cluster
     if trace_path:
-        topk = read_topk(trace_path)
-        check_topk(topk, model.num_moe_layers, model.num_experts, model.top_k, str(trace_path))
-        stats = RoutingStats.from_paths(topk, model.num_experts, layer_numbers=model.moe_layer_numbers,
-                                        provenance={"source": "trace", "file": Path(trace_path).name},
-                                        keep_paths=None)
+        stats = load_stats(trace_path, model)
         scored_on = f"trace {trace_path}"
     elif stats_path:
         stats = load_stats(stats_path, model)
@@ -45,10 +40,11 @@ def evaluate_plan(plan_path: str | Path, *, stats_path: str | None = None, trace
         knobs = {k: prov[k] for k in ("skew", "coact", "affinity", "cluster_size", "num_tokens", "seed") if k in prov}
         stats = load_stats(None, model, synth=knobs)
         scored_on = "the plan's synthetic statistics"
-    fabric = build_fabric(cluster, plan.topology.kind)
+    fabric = rebuild_fabric(cluster, plan.topology.kind, plan.topology.params,
+                            search_dirs=(path.parent, Path.cwd()))
     costs = TierCosts(tuple(float(plan.flow.tier_costs[k]) for k in TIER_KEYS))
     problem = build_problem(model, cluster, stats, fabric=fabric, flow=plan.flow.name, dedup=plan.flow.dedup,
-                            tier_costs=costs, balance_per_layer=plan.balance_per_layer,
+                            tier_costs=costs, balance_per_layer=plan.balance_per_layer, copies_LE=plan.copies_LE(),
                             stats_source=str(stats_path or trace_path or "statistics"))
     item_gpu = plan.item_gpu()
     broken = violations(problem, item_gpu)

@@ -29,7 +29,7 @@ from moeplace.solvers import SolveConfig, SolveResult, solve
 class PlanRequest:
     model: ModelSpec
     cluster: ClusterSpec
-    topology: str = "fat-tree"
+    topology: str | None = None
     stats_ref: str | None = None
     flow: str = "chain"
     dedup: bool = True
@@ -56,9 +56,9 @@ class PlanOutcome:
 
 
 def make_problem(req: PlanRequest) -> tuple[Problem, RoutingStats]:
+    fabric = build_fabric(req.cluster, req.topology)  # first: a bad topology file fails before any work
     stats = load_stats(req.stats_ref, req.model, seed=req.seed, synth=req.synth)
-    fabric = build_fabric(req.cluster, req.topology)
-    costs = default_tier_costs(req.cluster)
+    costs = default_tier_costs(req.cluster, fabric)
     if req.tier_costs:
         try:
             costs = costs.with_overrides(**req.tier_costs)

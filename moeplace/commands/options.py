@@ -11,6 +11,9 @@ from moeplace.errors import InputError
 
 F = Callable[..., Any]
 
+HOSTS_HELP = ("host names of the nodes in node order, a Slurm hostlist: gpu[001-232] or a1,a2 "
+              "[default: node001, node002, ...]")
+
 
 def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     def deco(fn: F) -> F:
@@ -25,8 +28,11 @@ model_option = click.option("--model", "model_ref", metavar="PRESET|FILE", defau
                             help="model preset (see `moeplace presets`) or a .json/.toml file [default: seed]")
 cluster_option = click.option("--cluster", "cluster_ref", metavar="PRESET|FILE", default=None,
                               help="cluster preset or a .json/.toml file [default: seed]")
-topology_option = click.option("--topology", default="fat-tree", show_default=True, metavar="KIND|FILE",
-                               help="fabric: fat-tree")
+topology_option = click.option("--topology", default=None, metavar="KIND|FILE",
+                               help="[default: the cluster's own, fat-tree for the presets] fabric: fat-tree or "
+                                    "dragonfly+ (generated, with the cluster's topology "
+                                    "parameters), a generator .toml, or a real cluster's Slurm topology.conf, "
+                                    "ibnetdiscover output or host list (see docs/topologies.md)")
 stats_option = click.option("--stats", "stats_ref", metavar="FILE", default=None,
                             help="routing statistics .npz or a trace .npz/.npy with `topk` [default: synthetic]")
 flow_option = click.option("--flow", default="chain", show_default=True, metavar="NAME",
@@ -39,7 +45,7 @@ cluster_overrides = _compose(
     click.option("--nodes", type=click.IntRange(min=1), default=None, help="override the cluster's node count"),
     click.option("--gpus-per-node", type=click.IntRange(min=1), default=None, help="override GPUs per node"),
     click.option("--experts-per-gpu", type=click.IntRange(min=1), default=None, help="override expert slots per GPU"),
-    click.option("--hosts", default=None, metavar="HOSTLIST", help="host names, Slurm syntax: gpu[001-232]"),
+    click.option("--hosts", default=None, metavar="HOSTLIST", help=HOSTS_HELP),
 )
 tier_cost_option = click.option("--tier-cost", "tier_costs", multiple=True, metavar="TIER=COST",
                                 help="override a tier's cost per byte (nvlink, leaf, pod, core), repeatable")

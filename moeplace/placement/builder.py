@@ -11,7 +11,6 @@ from moeplace.placement.schema import ClusterSpec, ModelSpec
 from moeplace.placement.stats import RoutingStats
 from moeplace.placement.synth import synthesize
 from moeplace.topologies.base import Fabric, TierCosts, default_hosts
-from moeplace.topologies.fattree import fat_tree
 
 
 def cluster_hosts(cluster: ClusterSpec) -> tuple[str, ...]:
@@ -26,12 +25,13 @@ def cluster_hosts(cluster: ClusterSpec) -> tuple[str, ...]:
     return hosts
 
 
-def build_fabric(cluster: ClusterSpec, topology: str = "fat-tree") -> Fabric:
-    if topology != "fat-tree":
-        raise InputError(f"unknown topology {topology!r} (known: fat-tree)", field="--topology")
-    t = cluster.topology
-    return fat_tree(cluster.num_nodes, cluster.gpus_per_node, nodes_per_leaf=t.nodes_per_leaf,
-                    leaves_per_pod=t.leaves_per_pod, hosts=cluster_hosts(cluster))
+def build_fabric(cluster: ClusterSpec, topology: str | None = None) -> Fabric:
+    """The fabric `--topology` names: fat-tree, dragonfly+ (the generators, with the cluster's topology
+    parameters when it is that kind), a generator .toml/.json, a Slurm topology.conf, ibnetdiscover output or
+    a host list (see `moeplace.topologies.resolve`); None: the cluster's own topology."""
+    from moeplace.topologies.resolve import resolve_fabric
+
+    return resolve_fabric(cluster, topology)
 
 
 def default_stats(model: ModelSpec, seed: int = 0) -> RoutingStats:
@@ -40,19 +40,47 @@ def default_stats(model: ModelSpec, seed: int = 0) -> RoutingStats:
                       layer_numbers=model.moe_layer_numbers)
 
 
-def default_tier_costs(cluster: ClusterSpec) -> TierCosts:
-    return TierCosts.default(cluster.nic_gbytes_per_gpu, cluster.gpu.nvlink_gbps)
+def default_tier_costs(cluster: ClusterSpec, fabric: Fabric | None = None) -> TierCosts:
+    """Hop-bytes normalised to one leaf crossing: a network tier costs the mean links of its node pairs / 2
+    (fat-tree leaf 2 links = 1.0, pod 4 = 2.0, core 6 = 3.0; Dragonfly+ group 4 = 2.0, global 5 = 2.5), and
+    NVLink the per-GPU network bandwidth over the NVLink bandwidth."""
+    costs = TierCosts.default(cluster.nic_gbytes_per_gpu, cluster.gpu.nvlink_gbps)
+    if fabric is None:
+        return costs
+    values = list(costs.cost_T)
+    hops = fabric.node_hops_NN
+    for tier in range(2, len(values)):
+        mask = fabric.node_tier_NN == tier
+        if mask.any():
+            values[tier] = round(float(hops[mask].mean()) / 2.0, 6)
+    for tier in range(2, len(values)):
+        values[tier] = max(values[tier], values[tier - 1])
+    return TierCosts(tuple(values))
 
 
 def build_problem(model: ModelSpec, cluster: ClusterSpec, stats: RoutingStats, *, fabric: Fabric | None = None,
                   flow: str = "chain", dedup: bool = True, tier_costs: TierCosts | None = None,
-                  balance_per_layer: bool = False, stats_source: str = "statistics") -> Problem:
+                  balance_per_layer: bool = False, stats_source: str = "statistics", replicas: int = 0,
+                  copies_LE: np.ndarray | None = None) -> Problem:
+    """replicas: extra copies handed to the hottest experts (`replication.choose_copies`); copies_LE: the
+    copies per expert given explicitly (a plan being re-read)."""
+    from moeplace.placement.replication import choose_copies, expand_traffic, item_table
+
     stats.check_model(model.num_moe_layers, model.num_experts, model.top_k, stats_source)
     fabric = fabric or build_fabric(cluster)
     traffic = build_traffic(flow, stats, model, dedup=dedup)
+    if copies_LE is None:
+        spare = cluster.num_slots - model.num_items
+        if replicas > max(spare, 0):
+            raise InputError(f"{replicas} replicas need {replicas} spare GPUs; {cluster.num_nodes} nodes x "
+                             f"{cluster.gpus_per_node} GPUs = {cluster.num_gpus} GPUs hold {model.num_items} experts "
+                             f"and leave {max(spare, 0)} spare", field="--replicas")
+        copies_LE = choose_copies(stats.load_LE, replicas)
+    item_base, item_replica = item_table(copies_LE)
+    traffic = expand_traffic(traffic, item_base)
     return Problem(model=model, cluster=cluster, fabric=fabric, flow=flow, dedup=dedup,
-                   tier_costs=tier_costs or default_tier_costs(cluster), traffic=traffic,
-                   balance_per_layer=balance_per_layer)
+                   tier_costs=tier_costs or default_tier_costs(cluster, fabric), traffic=traffic,
+                   balance_per_layer=balance_per_layer, item_base_I=item_base, item_replica_I=item_replica)
 
 
 def file_digest(path: str) -> str:
@@ -66,41 +94,42 @@ def file_digest(path: str) -> str:
 
 
 def load_stats(ref: str | None, model: ModelSpec, *, seed: int = 0, synth: dict | None = None) -> RoutingStats:
-    """Statistics for planning: a moeplace statistics `.npz`, a trace (`topk` array), or the synthetic default.
+    """Statistics for planning: a moeplace statistics `.npz`, any trace moeplace reads (`topk` arrays, JSON
+    lines, SGLang dumps, TensorRT-LLM statistics; see moeplace.traces.read), or the synthetic default.
 
-    A trace is aggregated on the fly (all its paths kept, for the exact dedup objective).
+    A trace is aggregated on the fly (all its paths kept, for the exact dedup objective). Statistics that
+    lack transitions or co-activation (load-only dumps) are refused: the flow models need them.
     """
     from pathlib import Path
 
     from moeplace.placement.synth import synthesize
     from moeplace.placement.trace import check_topk, read_topk
+    from moeplace.traces.read import ReadOptions, detect_format, read_stats
 
     if ref is None:
         knobs = dict(synth or {})
         return synthesize(model.num_moe_layers, model.num_experts, model.top_k, seed=knobs.pop("seed", seed),
                           layer_numbers=model.moe_layer_numbers, **knobs)
     p = Path(ref)
-    if not p.is_file():
+    if not p.exists():
         raise InputError("file not found", source=str(p))
-    is_trace = p.suffix.lower() == ".npy"
-    if not is_trace:
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                is_trace = "topk" in z.files and "load" not in z.files
-        except Exception:
-            is_trace = False
-    if is_trace:
+    fmt = detect_format(p)
+    digest = {"sha256": file_digest(str(p))} if p.is_file() else {}
+    if fmt == "topk":
         topk = read_topk(p)
         check_topk(topk, model.num_moe_layers, model.num_experts, model.top_k, str(p))
-        prov = {"source": "trace", "file": p.name, "sha256": file_digest(str(p))}
+        prov = {"source": "trace", "file": p.name, **digest}
         return RoutingStats.from_paths(topk, model.num_experts, layer_numbers=model.moe_layer_numbers,
                                        provenance=prov, keep_paths=None)
-    stats = RoutingStats.load(p)
+    if fmt == "stats":
+        stats = RoutingStats.load(p)
+        prov = dict(stats.provenance)
+        prov.setdefault("source", "statistics")
+    else:
+        stats = read_stats(p, ReadOptions(num_experts=model.num_experts, top_k=model.top_k, keep_paths=None), fmt)
+        prov = dict(stats.provenance)
     stats.check_model(model.num_moe_layers, model.num_experts, model.top_k, str(p))
-    prov = dict(stats.provenance)
-    prov.setdefault("source", "statistics")
+    stats.check_plannable(str(p))
     prov["file"] = p.name
-    prov["sha256"] = file_digest(str(p))
-    return RoutingStats(load_LE=stats.load_LE, coact_LEE=stats.coact_LEE, trans_LEE=stats.trans_LEE,
-                        trans_primary_LEE=stats.trans_primary_LEE, num_tokens=stats.num_tokens, top_k=stats.top_k,
-                        layer_numbers=stats.layer_numbers, paths_TLK=stats.paths_TLK, provenance=prov)
+    prov.update(digest)
+    return stats.with_provenance(prov)

@@ -10,13 +10,23 @@ Tiers are indices into a fixed ladder, cheapest first:
 
 A fabric labels the upper tiers in its own words (`tier_labels`), and maps every ordered node pair to a
 tier (`node_tier_NN`); the tier of a GPU pair follows from it (same GPU, same node, or the nodes' tier).
+
+Rail-optimized fabrics (NIC r of every node of a scalable unit on the unit's rail-r leaf) are represented
+at node level as if PXN is on (NCCL's default): a transfer to another node first moves over NVLink to the
+local GPU on the destination NIC's rail, then crosses the fabric on that rail, so two nodes of one unit are
+TIER_LEAF apart whatever the GPUs. The extra NVLink hop, and the path without PXN, are in the GPU-level
+view (`moeplace.topologies.gpuview`). The physical fabric (hosts, switches, links, the networkx graph)
+is `Fabric.network`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+
+from moeplace.topologies.network import Network
 
 TIER_SAME_GPU, TIER_NVLINK, TIER_LEAF, TIER_POD, TIER_CORE = range(5)
 NUM_TIERS = 5
@@ -64,6 +74,7 @@ class Fabric:
 
     node_tier_NN: int8 [nodes, nodes], TIER_NVLINK on the diagonal, >= TIER_LEAF elsewhere, symmetric.
     node_leaf_N, node_pod_N: int [nodes], the leaf (or rail group) and pod (or Dragonfly+ group) of a node.
+    network: the hosts, switches and links (None for a fabric given by positions only).
     """
 
     kind: str
@@ -75,6 +86,7 @@ class Fabric:
     hosts: tuple[str, ...]
     tier_labels: tuple[str, ...] = TIER_KEYS
     params: dict = field(default_factory=dict)
+    network: Network | None = None
 
     def __post_init__(self) -> None:
         n = self.num_nodes
@@ -82,6 +94,8 @@ class Fabric:
         assert self.node_leaf_N.shape == (n,) and self.node_pod_N.shape == (n,)
         assert len(self.hosts) == n, (len(self.hosts), n)
         assert np.all(np.diag(self.node_tier_NN) == TIER_NVLINK)
+        if self.network is not None:
+            assert self.network.hosts == self.hosts and self.network.gpus_per_node == self.gpus_per_node
         for arr in (self.node_tier_NN, self.node_leaf_N, self.node_pod_N):
             arr.setflags(write=False)
 
@@ -100,6 +114,28 @@ class Fabric:
         tier = self.node_tier_NN[a // self.gpus_per_node, b // self.gpus_per_node].astype(np.int8)
         return np.where(a == b, np.int8(TIER_SAME_GPU), tier)
 
+    @cached_property
+    def node_hops_NN(self) -> np.ndarray:
+        """int16 [nodes, nodes]: links crossed between two nodes (0 on the diagonal); from the network, or
+        2 / 4 / 6 for leaf / pod / core without one."""
+        if self.network is not None:
+            return self.network.node_hops_NN
+        hops = np.array([0, 0, 2, 4, 6], dtype=np.int16)[self.node_tier_NN]
+        return hops
+
+    @property
+    def diameter_hops(self) -> int:
+        """The most links between two nodes."""
+        return int(self.node_hops_NN.max())
+
+    @property
+    def nics_per_node(self) -> int:
+        return self.network.nics_per_node if self.network is not None else 1
+
+    def gpu_nic(self, local_gpu: np.ndarray | int) -> np.ndarray:
+        """NIC index a local GPU sends through: GPU i of G uses NIC i * R // G (NIC i when R == G)."""
+        return np.asarray(local_gpu) * self.nics_per_node // self.gpus_per_node
+
     def level_capacities(self) -> list[tuple[int, int]]:
         """[(tier, max nodes sharing a domain below that tier)] for the lower bound, for tiers leaf..core.
 
@@ -108,6 +144,11 @@ class Fabric:
         leaf_sizes = np.bincount(self.node_leaf_N)
         pod_sizes = np.bincount(self.node_pod_N)
         return [(TIER_LEAF, 1), (TIER_POD, int(leaf_sizes.max())), (TIER_CORE, int(pod_sizes.max()))]
+
+
+def count(n: int, word: str, plural: str | None = None) -> str:
+    """"1 unit", "12 units", "1 leaf", "96 leaves"."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 def default_hosts(num_nodes: int, prefix: str = "node") -> tuple[str, ...]:
@@ -124,3 +165,25 @@ def tiers_from_positions(node_leaf_N: np.ndarray, node_pod_N: np.ndarray) -> np.
     tier[same_leaf] = TIER_LEAF
     np.fill_diagonal(tier, TIER_NVLINK)
     return tier
+
+
+DRAGONFLY_LABELS = ("same_gpu", "nvlink", "leaf", "group", "global")
+
+
+def fabric_from_network(network: Network, *, kind: str, description: str, params: dict,
+                        source: str | None = None, labels: tuple[str, ...] | None = None) -> Fabric:
+    """A `Fabric` whose positions and tiers follow from the network's links (see `network.positions`);
+    tiers 3 and 4 are labelled group/global when links join switches of one level (or `labels` says so)."""
+    from moeplace.errors import InputError
+    from moeplace.topologies.network import UNREACHABLE
+
+    hops = network.node_hops_NN
+    bad = np.argwhere(hops >= UNREACHABLE)
+    if bad.size:
+        a, b = (network.hosts[int(i)] for i in bad[0])
+        raise InputError(f"hosts {a} and {b} are not connected by any path of switches", source=source)
+    unit, pod, _ = network.positions
+    labels = labels or (DRAGONFLY_LABELS if network.has_global_links else TIER_KEYS)
+    return Fabric(kind=kind, description=description, gpus_per_node=network.gpus_per_node,
+                  node_tier_NN=tiers_from_positions(unit, pod), node_leaf_N=unit, node_pod_N=pod,
+                  hosts=network.hosts, tier_labels=labels, params=params, network=network)

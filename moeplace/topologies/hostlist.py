@@ -52,7 +52,7 @@ def _expand_ranges(body: str, expr: str) -> list[str]:
             raise InputError(f"range {piece!r} runs backwards in hostlist {expr!r}", field="hosts")
         if hi - lo + 1 > MAX_HOSTS:
             raise InputError(f"range {piece!r} is too large in hostlist {expr!r}", field="hosts")
-        width = len(lo_s) if lo_s.startswith("0") or len(lo_s) == len(hi_s) else 0
+        width = len(lo_s)
         out.extend(f"{v:0{width}d}" for v in range(lo, hi + 1))
     return out
 
@@ -88,20 +88,23 @@ def expand_hostlist(expr: str) -> list[str]:
 
 
 def compress_hostlist(hosts: list[str]) -> str:
-    """A compact expression for `hosts` (consecutive numeric suffixes of one prefix and width become ranges)."""
+    """A compact expression for `hosts` that expands back to the same list, in order.
+
+    Runs of one prefix whose numbers print back unchanged at the width of the run's first number become
+    bracket ranges: node099, node100 -> node[099-100] (Slurm pads every number to the width of `lo`).
+    """
     groups: list[tuple[str, int, list[int]]] = []
     for h in hosts:
         m = re.match(r"^(.*?)(\d+)$", h)
-        if not m:
+        if not m or "[" in h or "]" in h or "," in h:
             groups.append((h, -1, []))
             continue
         prefix, digits = m.group(1), m.group(2)
-        width = len(digits) if digits.startswith("0") else 0
         value = int(digits)
-        if groups and groups[-1][0] == prefix and groups[-1][1] == width and groups[-1][2]:
+        if groups and groups[-1][0] == prefix and groups[-1][1] > 0 and f"{value:0{groups[-1][1]}d}" == digits:
             groups[-1][2].append(value)
         else:
-            groups.append((prefix, width, [value]))
+            groups.append((prefix, len(digits), [value]))
     parts = []
     for prefix, width, values in groups:
         if width == -1:

@@ -1,0 +1,195 @@
+"""`--topology`: a generator name, a generator file, or a real cluster's description, made into a `Fabric`.
+
+    fat-tree, dragonfly+        the generator, with the cluster's topology parameters when it is that kind
+    FILE.toml / FILE.json       a generator spec (`kind = "fat-tree"` or `"dragonfly+"` and its fields)
+    any other FILE              sniffed by its first significant line: `SwitchName=`/`BlockName=` is a Slurm
+                                topology.conf, `vendid=`/`Switch 41 "S-..."` is ibnetdiscover output,
+                                anything else a host list
+
+An imported file names the cluster's hosts; the plan uses `--hosts` of them when given, else all of them
+(their count must then equal the cluster's nodes). The fabric's `params` record how to build it again:
+the resolved generator spec, or the file's name, path and sha256 (`rebuild_fabric`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+from pydantic import TypeAdapter, ValidationError
+
+from moeplace.errors import InputError
+from moeplace.fileio import load_mapping
+from moeplace.placement.schema import ClusterSpec, DragonflyPlusSpec, FatTreeSpec, TopologySpec
+from moeplace.topologies.base import DRAGONFLY_LABELS, Fabric
+from moeplace.topologies.dragonfly import dragonfly_plus, dragonfly_wiring
+from moeplace.topologies.fattree import fat_tree, fat_tree_wiring
+from moeplace.topologies.imports import Imported
+
+GENERATORS = {"fat-tree": FatTreeSpec, "dragonfly+": DragonflyPlusSpec}
+ALIASES = {"fattree": "fat-tree", "dragonfly-plus": "dragonfly+", "dragonflyplus": "dragonfly+", "df+": "dragonfly+"}
+FILE_KINDS = ("topology.conf", "ibnetdiscover", "hostlist", "generator-file")
+KNOWN = "fat-tree, dragonfly+, or a file: generator .toml/.json, Slurm topology.conf, ibnetdiscover output, host list"
+
+
+def cluster_hosts(cluster: ClusterSpec) -> tuple[str, ...]:
+    from moeplace.placement.builder import cluster_hosts as hosts_of
+
+    return hosts_of(cluster)
+
+
+def generate(cluster: ClusterSpec, spec: FatTreeSpec | DragonflyPlusSpec,
+             hosts: tuple[str, ...] | None = None) -> Fabric:
+    build = fat_tree if spec.kind == "fat-tree" else dragonfly_plus
+    return build(spec, num_nodes=cluster.num_nodes, gpus_per_node=cluster.gpus_per_node,
+                 nics_per_node=cluster.nics_per_node, link_gbps=cluster.nic_gbps, hosts=hosts or cluster_hosts(cluster))
+
+
+def resolve_fabric(cluster: ClusterSpec, topology: str | None = "fat-tree") -> Fabric:
+    """The fabric named by `--topology` for `cluster`."""
+    topology = topology or cluster.topology.kind
+    name = ALIASES.get(topology.lower(), topology.lower())
+    if name in GENERATORS:
+        spec = cluster.topology if cluster.topology.kind == name else GENERATORS[name]()
+        return generate(cluster, spec)
+    path = Path(topology)
+    if not path.is_file():
+        if path.suffix or "/" in topology:
+            raise InputError("file not found", source=topology, field="--topology")
+        raise InputError(f"unknown topology {topology!r} (known: {KNOWN})", field="--topology")
+    return fabric_from_file(cluster, path)
+
+
+def sniff(text: str) -> str:
+    """The format of a topology file from its first significant line."""
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        low = s.lower()
+        if low.startswith(("switchname=", "blockname=", "blocksizes=", "ringname=")):
+            return "topology.conf"
+        if (re.match(r"^(vendid|devid|sysimgguid|switchguid|caguid|rtguid)=", s) or re.match(r"^\[\d+\]", s)
+                or re.match(r'^(Switch|Ca|Rt)\s+\d+\s+"', s) or s.startswith(("Non-Chassis Nodes", "Chassis "))):
+            return "ibnetdiscover"
+        return "hostlist"
+    return "hostlist"
+
+
+def read_imported(cluster: ClusterSpec, path: Path) -> Imported:
+    """The whole file as an `Imported` (every host it names)."""
+    from moeplace.topologies.hostfile import parse_host_list
+    from moeplace.topologies.ibnet import parse_ibnetdiscover
+    from moeplace.topologies.slurm import parse_topology_conf
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", source=str(path)) from None
+    fmt = sniff(text)
+    if fmt == "topology.conf":
+        imp = parse_topology_conf(text, str(path), nics_per_node=cluster.nics_per_node, nic_gbps=cluster.nic_gbps)
+    elif fmt == "ibnetdiscover":
+        imp = parse_ibnetdiscover(text, str(path))
+    else:
+        hosts = tuple(parse_host_list(text, str(path), gpus_per_node=cluster.gpus_per_node))
+        spec = cluster.topology
+        wiring = fat_tree_wiring if spec.kind == "fat-tree" else dragonfly_wiring
+        try:
+            w, desc, params = wiring(spec, hosts, cluster.nics_per_node, cluster.nic_gbps)
+        except InputError as exc:
+            raise InputError(f"{len(hosts)} hosts: {exc}", source=str(path)) from None
+        imp = Imported(kind="hostlist", source=str(path), wiring=w, hosts=list(hosts),
+                       summary=f"host list {path.name} on a {desc}", params={"spec": params["spec"]},
+                       switch_latency_us=spec.switch_latency_us,
+                       labels=DRAGONFLY_LABELS if spec.kind == "dragonfly+" else None)
+    imp.params.update(source=fmt, file=path.name, path=str(path), sha256=hashlib.sha256(raw).hexdigest())
+    return imp
+
+
+def fabric_from_file(cluster: ClusterSpec, path: Path) -> Fabric:
+    if path.suffix.lower() in (".toml", ".json"):
+        fabric = generate(cluster, load_generator_spec(path))
+        return _with_params(fabric, file=path.name, path=str(path), sha256=_sha256(path))
+    imp = read_imported(cluster, path)
+    fabric = imp.fabric(choose_hosts(cluster, imp.hosts, str(path)), cluster.gpus_per_node)
+    _check_nics(cluster, fabric, str(path))
+    return fabric
+
+
+def _check_nics(cluster: ClusterSpec, fabric: Fabric, source: str) -> None:
+    """The cost model reads NICs from the cluster spec: an imported fabric must agree with it."""
+    net = fabric.network
+    speeds, counts = np.unique(net.nic_gbps_NR.round(3), return_counts=True)
+    common = float(speeds[np.argmax(counts)])
+    if net.nics_per_node != cluster.nics_per_node or common != cluster.nic_gbps:
+        raise InputError(f"its hosts have {net.nics_per_node} NICs of {common:g} Gb/s, the cluster "
+                         f"{cluster.nics_per_node} of {cluster.nic_gbps:g} Gb/s: set nics_per_node and nic_gbps in "
+                         f"a --cluster file", source=source)
+
+
+def choose_hosts(cluster: ClusterSpec, available: list[str], source: str) -> list[str]:
+    if cluster.hosts is not None:
+        return list(cluster_hosts(cluster))
+    if len(available) != cluster.num_nodes:
+        raise InputError(f"names {len(available)} hosts and the cluster has {cluster.num_nodes} nodes: give "
+                         f"--nodes {len(available)}, or pick {cluster.num_nodes} of them with --hosts", source=source)
+    return list(available)
+
+
+def load_generator_spec(path: Path) -> FatTreeSpec | DragonflyPlusSpec:
+    data = load_mapping(path)
+    if set(data) == {"topology"} and isinstance(data["topology"], dict):
+        data = data["topology"]
+    if data.get("kind") not in GENERATORS:
+        raise InputError(f"kind must be one of {', '.join(GENERATORS)} (got {data.get('kind')!r})", source=str(path),
+                         field="kind")
+    try:
+        return TypeAdapter(TopologySpec).validate_python(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"][1:]) or "(top level)"
+        raise InputError(f"{err['msg']} (got {err.get('input')!r})", source=str(path), field=loc) from None
+
+
+def rebuild_fabric(cluster: ClusterSpec, kind: str, params: dict, *, search_dirs: tuple[Path, ...] = ()) -> Fabric:
+    """The fabric a plan was made on, from its topology record (`kind`, `params`)."""
+    source = params.get("source")
+    if source == "generator" and "spec" in params:
+        fabric = generate(cluster, TypeAdapter(TopologySpec).validate_python(params["spec"]))
+        return _with_params(fabric, **{k: params[k] for k in ("file", "path", "sha256") if k in params})
+    if source in FILE_KINDS:
+        return fabric_from_file(cluster, find_recorded_file(params, search_dirs))
+    return resolve_fabric(cluster, kind)
+
+
+def find_recorded_file(params: dict, search_dirs: tuple[Path, ...]) -> Path:
+    """The topology file a plan names, where its sha256 still matches."""
+    recorded = Path(params.get("path", params.get("file", "")))
+    candidates = [recorded] + [d / recorded for d in search_dirs] + [d / recorded.name for d in search_dirs]
+    changed = None
+    for c in candidates:
+        if c.is_file():
+            if _sha256(c) == params.get("sha256"):
+                return c
+            changed = c
+    if changed is not None:
+        raise InputError(f"the plan was made on a different version of this file (sha256 "
+                         f"{str(params.get('sha256'))[:12]}...)", source=str(changed))
+    digest = str(params.get("sha256"))[:12]
+    raise InputError(f"the plan was made on topology file {recorded.name} (sha256 {digest}...), not found at "
+                     f"{recorded} or beside the plan", source="topology")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _with_params(fabric: Fabric, **extra) -> Fabric:
+    import dataclasses
+
+    return dataclasses.replace(fabric, params={**fabric.params, **extra})
+

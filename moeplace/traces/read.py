@@ -1,0 +1,239 @@
+"""The front door: any trace or statistics file -> `RoutingStats`, by a registry of readers.
+
+    format        what                                                        reader
+    jsonl         per-token JSON lines {"token","layer","experts"[,"weights"]}   moeplace.traces.jsonl/stream
+    topk          .npy/.npz with `topk` [tokens, layers, k]                    moeplace.traces.arrays
+    stats         a moeplace statistics .npz                                  moeplace.traces.statsfile
+    routing-counts  .npz of routing-analysis counts (`load`, `cross`)          here (the OLMoE counts)
+    sglang        SGLang expert-distribution dump (.pt)                       moeplace.traces.sglang
+    trtllm        TensorRT-LLM expert statistics (dir or .safetensors)        moeplace.traces.trtllm
+    csv           count matrices as CSV                                       moeplace.traces.csvcounts
+
+`build_stats` reads several files (each its own token namespace) and adds their statistics up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from moeplace.errors import InputError
+from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stream import DEFAULT_CHUNK_BYTES, DEFAULT_WINDOW_BYTES
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    num_experts: int | None = None
+    top_k: int | None = None
+    layer_numbers: tuple[int, ...] | None = None
+    keep_paths: int | None = 65536
+    jobs: int | None = None
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    window_bytes: int = DEFAULT_WINDOW_BYTES
+    progress: Callable[[int, int], None] | None = None
+
+
+@dataclass(frozen=True)
+class Reader:
+    name: str
+    summary: str
+    read: Callable[[Path, ReadOptions, int, dict], RoutingStats]
+
+
+READERS: dict[str, Reader] = {}
+
+
+def register_reader(reader: Reader) -> Reader:
+    if reader.name in READERS:
+        raise ValueError(f"trace reader {reader.name!r} is already registered")
+    READERS[reader.name] = reader
+    return reader
+
+
+def fingerprint(p: Path) -> str:
+    """blake2b of the size and the first and last 64 KiB: names a file without reading all of it."""
+    size = p.stat().st_size
+    h = hashlib.blake2b(digest_size=8)
+    h.update(size.to_bytes(8, "little"))
+    with open(p, "rb") as fh:
+        h.update(fh.read(1 << 16))
+        if size > 1 << 17:
+            fh.seek(size - (1 << 16))
+            h.update(fh.read(1 << 16))
+    return h.hexdigest()
+
+
+def _dir_fingerprint(p: Path) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for f in sorted(x for x in p.iterdir() if x.is_file()):
+        h.update(f.name.encode() + b"\0" + fingerprint(f).encode())
+    return h.hexdigest()
+
+
+def detect_format(p: Path) -> str:
+    if p.is_dir():
+        if (p / "meta_info.json").is_file() or any(p.glob("*.safetensors")):
+            return "trtllm"
+        raise InputError("a directory, but not TensorRT-LLM expert statistics (no meta_info.json or "
+                         ".safetensors)", source=str(p))
+    if not p.is_file():
+        raise InputError("file not found", source=str(p))
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix == ".npy":
+        return "topk"
+    if suffix == ".pt":
+        return "sglang"
+    if suffix == ".safetensors":
+        return "trtllm"
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".npz":
+        from moeplace.traces.arrays import npz_members
+
+        names = set(npz_members(p))
+        if "load" in names and "format_version" in names:
+            return "stats"
+        if "cross" in names and "load" in names:
+            return "routing-counts"
+        if "topk" in names:
+            return "topk"
+        raise InputError(f"an .npz with neither `topk` (a trace) nor `load` (statistics); arrays: "
+                         f"{', '.join(sorted(names)) or 'none'}", source=str(p))
+    with open(p, "rb") as fh:
+        head = fh.read(1)
+    if head == b"{":
+        return "jsonl"
+    raise InputError(f"unknown trace format {suffix or '(no suffix)'!r} (known: .jsonl, .npy, .npz, .pt, "
+                     f".safetensors, .csv, or a TensorRT-LLM statistics directory)", source=str(p))
+
+
+def read_stats(path: str | Path, options: ReadOptions = ReadOptions(), fmt: str | None = None) -> RoutingStats:
+    p = Path(path)
+    fmt = fmt or detect_format(p)
+    if fmt not in READERS:
+        raise InputError(f"unknown format {fmt!r} (known: {', '.join(READERS)})", field="--format")
+    if not p.exists():
+        raise InputError("file not found", source=str(p))
+    if p.is_file() and p.stat().st_size == 0:
+        raise InputError("empty file", source=str(p))
+    fp = fingerprint(p) if p.is_file() else _dir_fingerprint(p)
+    prov = {"source": "trace", "format": fmt, "file": p.name, "fingerprint": fp}
+    return READERS[fmt].read(p, options, int(fp, 16), prov)
+
+
+def build_stats(paths: list[str | Path], options: ReadOptions = ReadOptions(), fmt: str | None = None) -> RoutingStats:
+    if not paths:
+        raise InputError("no trace files given")
+    total = None
+    for path in paths:
+        s = read_stats(path, options, fmt)
+        total = s if total is None else total + s
+    return total
+
+
+def _jsonl(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.traces.stream import read_jsonl
+
+    if o.num_experts is None:
+        raise InputError("JSON lines do not say how many experts a layer has: give --num-experts or --model",
+                         source=str(p))
+    return read_jsonl(p, num_experts=o.num_experts, layer_numbers=o.layer_numbers, keep_paths=o.keep_paths,
+                      salt=salt, jobs=o.jobs, chunk_bytes=o.chunk_bytes, window_bytes=o.window_bytes,
+                      progress=o.progress, provenance=prov)
+
+
+def _topk(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.traces.aggregate import Accumulator
+    from moeplace.traces.arrays import add_rows, read_small, topk_blocks
+
+    shape, blocks = topk_blocks(p)
+    if len(shape) != 3:
+        raise InputError(f"must be [tokens, layers, k], got shape {shape}", source=str(p), field="topk")
+    if shape[0] == 0:
+        raise InputError("holds no tokens", source=str(p), field="topk")
+    meta_e = read_small(p, "num_experts") if p.suffix.lower() == ".npz" else None
+    meta_l = read_small(p, "layers") if p.suffix.lower() == ".npz" else None
+    E = o.num_experts or (int(meta_e) if meta_e is not None else None)
+    if E is None:
+        raise InputError("holds no `num_experts`: give --num-experts or --model", source=str(p))
+    layers = o.layer_numbers or (tuple(int(x) for x in meta_l) if meta_l is not None else tuple(range(shape[1])))
+    if len(layers) != shape[1]:
+        raise InputError(f"{len(layers)} layer numbers for {shape[1]} layers", source=str(p), field="layers")
+    if p.suffix.lower() == ".npz":
+        w = read_small(p, "weights")
+        if w is not None and tuple(w.shape) != tuple(shape):
+            raise InputError(f"shape {w.shape} does not match topk's {shape}", source=str(p), field="weights")
+    acc = Accumulator(layers, E, shape[2], o.keep_paths)
+    row = 0
+    for block in blocks:
+        add_rows(acc, block, row, salt, str(p), "topk")
+        row += block.shape[0]
+        if o.progress:
+            o.progress(row, shape[0])
+    return acc.finish(prov)
+
+
+def _stats(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.placement.builder import file_digest
+
+    s = RoutingStats.load(p)
+    prov = dict(s.provenance)
+    prov.setdefault("source", "statistics")
+    prov.update(file=p.name, sha256=file_digest(str(p)))
+    return s.with_provenance(prov)
+
+
+def _routing_counts(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.traces.counts import stats_from_counts
+    from moeplace.traces.statsfile import read_npz
+
+    d = read_npz(p)
+    for key in ("load", "cross", "cross_layer_pairs", "layers", "top_k"):
+        if key not in d:
+            raise InputError("missing array (routing counts need load, cross, cross_layer_pairs, layers, top_k)",
+                             source=str(p), field=key)
+    layers = tuple(int(x) for x in d["layers"])
+    pairs = [tuple(int(x) for x in row) for row in np.atleast_2d(d["cross_layer_pairs"])]
+    want = list(zip(layers[:-1], layers[1:]))
+    if pairs != want:
+        raise InputError(f"layer pairs {pairs} are not the consecutive recorded layers {want}", source=str(p),
+                         field="cross_layer_pairs")
+    return stats_from_counts(d["load"], top_k=int(d["top_k"]), layer_numbers=layers, src=str(p),
+                             provenance=dict(prov, note="rank-aligned pairs between non-adjacent layers"),
+                             trans_LEE=d["cross"], trans_pairing="rank")
+
+
+def _sglang(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.traces.sglang import read_sglang
+
+    return read_sglang(p, num_experts=o.num_experts, top_k=o.top_k, keep_paths=o.keep_paths, salt=salt,
+                       provenance=prov)
+
+
+def _trtllm(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.traces.trtllm import read_trtllm
+
+    return read_trtllm(p, num_experts=o.num_experts, top_k=o.top_k, keep_paths=o.keep_paths, salt=salt,
+                       provenance=prov)
+
+
+def _csv(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.traces.csvcounts import read_csv
+
+    return read_csv(p, num_experts=o.num_experts, top_k=o.top_k, provenance=prov)
+
+
+register_reader(Reader("jsonl", "per-token JSON lines", _jsonl))
+register_reader(Reader("topk", ".npy/.npz `topk` [tokens, layers, k]", _topk))
+register_reader(Reader("stats", "moeplace statistics .npz", _stats))
+register_reader(Reader("routing-counts", ".npz of routing-analysis counts (load, rank-aligned cross)", _routing_counts))
+register_reader(Reader("sglang", "SGLang expert-distribution .pt dump", _sglang))
+register_reader(Reader("trtllm", "TensorRT-LLM expert statistics", _trtllm))
+register_reader(Reader("csv", "count matrices as CSV", _csv))

@@ -1,0 +1,173 @@
+"""The statistics `.npz` file (format versions 1 and 2) and merging statistics.
+
+Version 2 adds, beside version 1's arrays: `tokens_per_layer`, `trans_tokens`, `trans_dropped`,
+`dropped_records` (JSON), `measured`, `trans_pairing`, `paths_key` and `keep_paths`. Version 1 files still
+load (every token present at every layer, nothing dropped, everything measured). docs/stats-format.md
+lists every key with its dtype and shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from moeplace.errors import InputError
+from moeplace.fileio import write_bytes
+from moeplace.placement.stats import FORMAT_VERSION, PARTS, REQUIRED_KEYS, SUPPORTED_VERSIONS, RoutingStats, bottom_k
+
+
+def stats_arrays(s: RoutingStats) -> dict[str, np.ndarray]:
+    arrays = {
+        "format_version": np.int64(FORMAT_VERSION),
+        "load": s.load_LE, "coact": s.coact_LEE, "trans": s.trans_LEE, "trans_primary": s.trans_primary_LEE,
+        "num_tokens": np.int64(s.num_tokens), "top_k": np.int64(s.top_k),
+        "layers": np.asarray(s.layer_numbers, dtype=np.int64),
+        "provenance": np.str_(json.dumps(s.provenance, sort_keys=True)),
+        "tokens_per_layer": s.tokens_L, "trans_tokens": s.trans_tokens_L1, "trans_dropped": s.trans_dropped_L1,
+        "dropped_records": np.str_(json.dumps(s.dropped_records, sort_keys=True)),
+        "measured": np.asarray(s.measured, dtype=np.str_), "trans_pairing": np.str_(s.trans_pairing),
+        "keep_paths": np.int64(-1 if s.keep_paths is None else s.keep_paths),
+    }
+    if s.paths_TLK is not None:
+        arrays["paths"] = s.paths_TLK
+        arrays["paths_key"] = s.paths_key_T
+    return arrays
+
+
+def save_stats(s: RoutingStats, path: str | Path) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **stats_arrays(s))
+    write_bytes(path, buf.getvalue())
+
+
+def read_npz(p: Path) -> dict[str, np.ndarray]:
+    """Every array of an `.npz`, refusing pickles and naming the file in every error."""
+    if not p.is_file():
+        raise InputError("file not found", source=str(p))
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {key: z[key] for key in z.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputError("holds pickled objects, which moeplace never loads", source=str(p)) from None
+        raise InputError(f"not a readable .npz ({exc})", source=str(p)) from None
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, OSError on truncated files
+        raise InputError(f"not a readable .npz, truncated or corrupt ({type(exc).__name__}: {exc})",
+                         source=str(p)) from None
+
+
+def load_stats_file(path: str | Path) -> RoutingStats:
+    p = Path(path)
+    data = read_npz(p)
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise InputError(f"missing array(s) {', '.join(missing)} (is this a moeplace statistics file?)",
+                         source=str(p))
+    return stats_from_arrays(data, str(p))
+
+
+def stats_from_arrays(data: dict[str, np.ndarray], src: str) -> RoutingStats:
+    version = int(data["format_version"])
+    if version not in SUPPORTED_VERSIONS:
+        raise InputError(f"format_version {version} is not supported (expected one of "
+                         f"{', '.join(map(str, SUPPORTED_VERSIONS))})", source=src, field="format_version")
+    load = data["load"]
+    if load.ndim != 2:
+        raise InputError(f"must be [layers, experts], got shape {load.shape}", source=src, field="load")
+    L, E = load.shape
+    Lt = max(L - 1, 0)
+    shapes = {"coact": (L, E, E), "trans": (Lt, E, E), "trans_primary": (Lt, E, E)}
+    if version >= 2:
+        shapes.update({"tokens_per_layer": (L,), "trans_tokens": (Lt,), "trans_dropped": (Lt,)})
+    for key, shape in shapes.items():
+        if key not in data:
+            raise InputError("missing array", source=src, field=key)
+        if data[key].shape != shape:
+            raise InputError(f"shape {data[key].shape} does not match load's {L} layers x {E} experts "
+                             f"(expected {shape})", source=src, field=key)
+    for key in ("load", "coact", "trans", "trans_primary", "tokens_per_layer", "trans_tokens", "trans_dropped"):
+        if key in data and data[key].size and data[key].min() < 0:
+            raise InputError(f"negative count {data[key].min()}", source=src, field=key)
+    top_k = int(data["top_k"])
+    paths = data.get("paths")
+    keys = data.get("paths_key")
+    if paths is not None:
+        if paths.ndim != 3 or paths.shape[1:] != (L, top_k):
+            raise InputError(f"shape {paths.shape} does not match [tokens, {L}, {top_k}]", source=src, field="paths")
+        if paths.size and (paths.min() < 0 or paths.max() >= E):
+            bad = int(paths.max()) if paths.max() >= E else int(paths.min())
+            raise InputError(f"expert id {bad} outside 0..{E - 1}", source=src, field="paths")
+        if keys is not None and keys.shape != (paths.shape[0],):
+            raise InputError(f"shape {keys.shape} does not match paths' {paths.shape[0]} tokens", source=src,
+                             field="paths_key")
+    layers = tuple(int(x) for x in data["layers"])
+    if len(layers) != L:
+        raise InputError(f"{len(layers)} layer numbers for {L} layers", source=src, field="layers")
+    extra: dict = {}
+    if version >= 2:
+        measured = tuple(str(x) for x in np.atleast_1d(data.get("measured", np.asarray(PARTS))))
+        unknown = [m for m in measured if m not in PARTS]
+        if unknown or "load" not in measured:
+            raise InputError(f"must name load and only {', '.join(PARTS)}, got {list(measured)}", source=src,
+                             field="measured")
+        pairing = str(data.get("trans_pairing", "all"))
+        if pairing not in ("all", "rank"):
+            raise InputError(f"must be 'all' or 'rank', got {pairing!r}", source=src, field="trans_pairing")
+        keep = int(data.get("keep_paths", -1))
+        extra = dict(tokens_L=data["tokens_per_layer"].astype(np.int64),
+                     trans_tokens_L1=data["trans_tokens"].astype(np.int64),
+                     trans_dropped_L1=data["trans_dropped"].astype(np.int64),
+                     dropped_records=_json(data.get("dropped_records"), src, "dropped_records"),
+                     measured=measured, trans_pairing=pairing, keep_paths=None if keep < 0 else keep)
+    return RoutingStats(load_LE=load.astype(np.int64), coact_LEE=data["coact"].astype(np.int64),
+                        trans_LEE=data["trans"].astype(np.int64),
+                        trans_primary_LEE=data["trans_primary"].astype(np.int64),
+                        num_tokens=int(data["num_tokens"]), top_k=top_k, layer_numbers=layers,
+                        paths_TLK=None if paths is None else paths.astype(np.int32),
+                        paths_key_T=None if keys is None or paths is None else keys.astype(np.uint64),
+                        provenance=_json(data.get("provenance"), src, "provenance"), **extra)
+
+
+def _json(value: np.ndarray | None, src: str, name: str) -> dict:
+    if value is None:
+        return {}
+    try:
+        out = json.loads(str(value))
+    except json.JSONDecodeError:
+        raise InputError(f"is not JSON: {str(value)[:60]!r}", source=src, field=name) from None
+    if not isinstance(out, dict):
+        raise InputError(f"must be a JSON object, got {type(out).__name__}", source=src, field=name)
+    return out
+
+
+def merge(a: RoutingStats, b: RoutingStats) -> RoutingStats:
+    """Statistics of two disjoint token sets: counts add, the path sample is the bottom-k of both."""
+    for name, x, y in (("layers", a.layer_numbers, b.layer_numbers), ("experts", a.num_experts, b.num_experts),
+                       ("top_k", a.top_k, b.top_k), ("measured", sorted(a.measured), sorted(b.measured)),
+                       ("trans_pairing", a.trans_pairing, b.trans_pairing)):
+        if x != y:
+            raise InputError(f"cannot merge statistics with different {name}: {x} and {y}", field=name)
+    paths = keys = None
+    keep = None if a.keep_paths is None and b.keep_paths is None else max(
+        x for x in (a.keep_paths, b.keep_paths) if x is not None)
+    if a.has("paths") or b.has("paths"):
+        both = [s for s in (a, b) if s.paths_TLK is not None]
+        paths = np.concatenate([s.paths_TLK for s in both])
+        keys = np.concatenate([s.paths_key_T for s in both])
+        sel = bottom_k(keys, keep)
+        paths, keys = paths[sel], keys[sel]
+    dropped = dict(a.dropped_records)
+    for key, n in b.dropped_records.items():
+        dropped[key] = dropped.get(key, 0) + n
+    parts = [p for s in (a, b) for p in (s.provenance.get("parts", [s.provenance])
+                                         if s.provenance.get("source") == "merged" else [s.provenance])]
+    return dataclasses.replace(
+        a, load_LE=a.load_LE + b.load_LE, coact_LEE=a.coact_LEE + b.coact_LEE, trans_LEE=a.trans_LEE + b.trans_LEE,
+        trans_primary_LEE=a.trans_primary_LEE + b.trans_primary_LEE, num_tokens=a.num_tokens + b.num_tokens,
+        paths_TLK=paths, paths_key_T=keys, tokens_L=a.tokens_L + b.tokens_L,
+        trans_tokens_L1=a.trans_tokens_L1 + b.trans_tokens_L1, trans_dropped_L1=a.trans_dropped_L1 + b.trans_dropped_L1,
+        dropped_records=dropped, keep_paths=keep, provenance={"source": "merged", "parts": parts})
