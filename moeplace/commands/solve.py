@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from moeplace.commands.emit import print_launch
 from moeplace.commands.options import (
     cluster_option,
     cluster_overrides,
@@ -21,6 +22,7 @@ from moeplace.commands.options import (
 )
 from moeplace.console import Console, fmt_bytes
 from moeplace.fileio import atomic_dir, dumps_json, write_text
+from moeplace.launch.render import render_launch, write_launch
 from moeplace.placement.plan import plan_json
 from moeplace.placement.presets import load_cluster, load_model
 from moeplace.planner import PlanRequest, plan_placement
@@ -36,7 +38,7 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @stats_option
 @flow_option
 @dedup_option
-@click.option("--solver", default="greedy", show_default=True, help="solver backend")
+@click.option("--solver", default="lns", show_default=True, help="solver backend (see `moeplace solvers`)")
 @click.option("--time-limit", "time_limit_s", default=60.0, show_default=True, type=click.FloatRange(min=0.1),
               help="wall-clock limit for the solver, seconds")
 @click.option("--work-limit", type=click.FloatRange(min=1), default=None,
@@ -46,15 +48,24 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @cluster_overrides
 @tier_cost_option
 @synth_option
+@click.option("--replicas", type=click.IntRange(min=0), default=0, show_default=True,
+              help="extra copies of the hottest experts, placed on spare GPUs (one expert per GPU)")
+@click.option("--from", "replan_from", metavar="PLAN", default=None,
+              help="re-plan: start from this plan (plan.json or its directory) and move few experts")
+@click.option("--max-moves", type=click.IntRange(min=0), default=None, help="re-plan: move at most N experts")
+@click.option("--move-cost", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="re-plan: cost of moving one expert, in objective units (B/token leaf-equivalents)")
 @click.option("--out", "out_dir", default="plan", show_default=True, type=click.Path(file_okay=False),
               help="output directory")
 @click.option("--force", is_flag=True, help="replace an existing output directory")
+@click.option("--no-emit", is_flag=True, help="write only plan.json and run.json, not the launch files")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.option("-q", "--quiet", is_flag=True, help="print nothing but errors")
 def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time_limit_s, work_limit, seed,
-          balance_per_layer, nodes, gpus_per_node, experts_per_gpu, hosts, tier_costs, synth, out_dir, force,
-          as_json, quiet) -> None:
-    """Place every expert on a GPU and write PLAN_DIR/plan.json.
+          balance_per_layer, nodes, gpus_per_node, experts_per_gpu, hosts, tier_costs, synth, replicas, replan_from,
+          max_moves, move_cost, out_dir, force,
+          no_emit, as_json, quiet) -> None:
+    """Place every expert on a GPU and write PLAN_DIR/plan.json and its launch files (see `moeplace emit`).
 
     With no options: the seed model (58 MoE layers x 32 experts, top-2) on the seed cluster (232 nodes x 8
     GPUs, fat-tree), synthetic routing statistics from seed 0, chain flow with node dedup.
@@ -65,6 +76,7 @@ def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time
       moeplace solve --model mixtral-8x7b --nodes 4 --gpus-per-node 8 --experts-per-gpu 1 --out mixtral/
       moeplace solve --model flame.toml --nodes 64 --stats trace.npz --out flame/
       moeplace solve --flow ep --synth affinity=0.9 --time-limit 30 --out plan-ep/ --force
+      moeplace solve --from plan/ --stats today.npz --max-moves 64 --out plan-today/
     """
     console = Console(quiet=quiet or as_json)
     model = load_model(model_ref)
@@ -74,23 +86,30 @@ def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time
                       solver=solver, time_limit_s=time_limit_s, work_limit=work_limit, seed=seed,
                       balance_per_layer=balance_per_layer,
                       tier_costs=parse_pairs(tier_costs, "--tier-cost", TIER_NAMES),
-                      synth=parse_pairs(synth, "--synth", SYNTH_KNOBS))
+                      synth=parse_pairs(synth, "--synth", SYNTH_KNOBS), replicas=replicas, replan_from=replan_from,
+                      max_moves=max_moves, move_cost=move_cost)
     with atomic_dir(out_dir, force=force) as tmp:
         with console.progress("solving") as bar:
             task = bar.add_task("solving", total=None, info="")
 
             def progress(info: dict) -> None:
-                bar.update(task, info=f"objective {fmt_bytes(info['objective'])}  "
-                                      f"evaluations {info['evaluations']:,}")
+                gap = f"  bound {fmt_bytes(info['bound'])}  gap {info['gap'] * 100:.1f}%" if "bound" in info else ""
+                bar.update(task, info=f"objective {fmt_bytes(info['objective'])}{gap}  "
+                                      f"evaluations {info['evaluations']:,.0f}")
 
             outcome = plan_placement(req, progress=progress)
         write_text(tmp / "plan.json", plan_json(outcome.plan))
         write_text(tmp / "run.json", dumps_json(outcome.run))
+        launch = None if no_emit else render_launch(outcome.plan)
+        if launch is not None:
+            write_launch(tmp, launch)
     summary = summarize(outcome, out_dir)
     if as_json:
         Console().json(summary)
         return
     print_summary(console, summary)
+    if launch is not None:
+        print_launch(console, launch, out_dir)
 
 
 def summarize(outcome, out_dir: str) -> dict:
@@ -113,6 +132,8 @@ def summarize(outcome, out_dir: str) -> dict:
         "wall_time_s": outcome.run["wall_time_s"],
         "stop_reason": s.stop_reason,
         "cross_node_bytes_per_token": plan.cost.cross_node_bytes_per_token,
+        "load_imbalance": plan.cost.load_imbalance,
+        "replicas": outcome.problem.num_replicas,
         "baselines": {k: v.model_dump() for k, v in plan.baselines.items()},
         "vs_layer_major": (s.objective / lm.objective - 1.0) if lm and lm.objective else None,
     }
@@ -129,4 +150,7 @@ def print_summary(console: Console, m: dict) -> None:
     console.table(None, ["placement", "objective", "cross-node B/token", "plan vs it"], rows, right=(1, 2, 3))
     console.line(f"bound {fmt_bytes(m['bound'])}   gap {m['gap'] * 100:.1f}%   (objective: tier-weighted bytes "
                  f"per token, leaf-byte equivalents)")
+    if m["load_imbalance"] is not None:
+        copies = f" with {m['replicas']} replicas" if m["replicas"] else ""
+        console.line(f"load imbalance{copies}: busiest GPU {m['load_imbalance']:.2f}x its layer's mean")
     console.line(f"wrote {Path(m['out']) / 'plan.json'}")

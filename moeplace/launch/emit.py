@@ -1,0 +1,62 @@
+"""`moeplace emit` as a library call: a plan file in, a directory of launch artifacts out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from moeplace.errors import InputError
+from moeplace.fileio import atomic_dir
+from moeplace.launch.layout import with_hosts
+from moeplace.launch.options import EmitOptions
+from moeplace.launch.render import LaunchFiles, render_launch, write_launch
+from moeplace.placement.builder import file_digest
+from moeplace.placement.plan import Plan, load_plan
+
+
+@dataclass(frozen=True, eq=False)
+class EmitResult:
+    out: Path
+    plan: Plan
+    launch: LaunchFiles
+
+
+def emit_options(**values) -> EmitOptions:
+    """EmitOptions from CLI values (None means the default); a bad value is an InputError naming the option."""
+    try:
+        return EmitOptions(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "options"
+        raise InputError(f"{err['msg']} (got {err.get('input')!r})", field=name) from None
+
+
+def trace_reference(plan: Plan, trace: str, out_dir: str | Path) -> str:
+    """The trace's path relative to the output directory, after checking it is the plan's trace."""
+    p = Path(trace)
+    if not p.is_file():
+        raise InputError("file not found", source=str(p), field="--trace")
+    want = plan.stats.provenance.get("sha256")
+    if want and file_digest(str(p)) != want:
+        raise InputError(f"sha256 differs from the plan's statistics ({str(want)[:12]}...): not the trace the plan "
+                         "was made from", source=str(p), field="--trace")
+    return os.path.relpath(p.resolve(), Path(out_dir).resolve())
+
+
+def emit_launch(plan_path: str | Path, out_dir: str | Path, *, hosts: str | None = None, trace: str | None = None,
+                force: bool = False, **options) -> EmitResult:
+    path = Path(plan_path)
+    if path.is_dir():
+        path = path / "plan.json"
+    plan = load_plan(path)
+    if hosts:
+        plan = with_hosts(plan, hosts)
+    if trace:
+        options["trace_file"] = trace_reference(plan, trace, out_dir)
+    launch = render_launch(plan, emit_options(**options))
+    with atomic_dir(out_dir, force=force) as tmp:
+        write_launch(tmp, launch)
+    return EmitResult(out=Path(out_dir), plan=plan, launch=launch)
