@@ -6,6 +6,10 @@ piecewise-linearly in log-log space by the cost model and extrapolated by the ro
     expert_curve     one expert MLP forward at `expert_dims`, tokens -> microseconds
     alltoall_curve   NCCL all_to_all_single among `world` GPUs of one node, bytes per rank -> microseconds
     p2p_curve        one NVLink send/recv pair, bytes -> microseconds
+
+The last four fields were added for the cost model (all optional, so calibrated files stay valid):
+`peak_bf16_tflops` (the MFU denominator), `kernel_overhead_us` and `transfer_floor_us` (the fixed parts of
+the roofline and of a transfer, fitted from measurements) and `derivation` (where each number comes from).
 """
 
 from __future__ import annotations
@@ -51,3 +55,14 @@ class HardwareProfile(_Frozen):
     expert_curve: list[CurvePoint] = Field(default_factory=list)
     alltoall_curve: list[CurvePoint] = Field(default_factory=list)
     p2p_curve: list[CurvePoint] = Field(default_factory=list)
+    peak_bf16_tflops: float | None = Field(default=None, gt=0,
+                                           description="nominal dense BF16 peak, the denominator of MFU "
+                                                       "(None: the cluster's GPU spec)")
+    kernel_overhead_us: float = Field(default=0.0, ge=0,
+                                      description="fixed time of one fused block (an expert MLP, an attention, "
+                                                  "a dense MLP) beyond its roofline: launches, tails")
+    transfer_floor_us: float = Field(default=0.0, ge=0,
+                                     description="software time of one transfer step (dispatch, combine, send) "
+                                                 "beyond the link latency: launch and synchronisation")
+    derivation: dict[str, str] = Field(default_factory=dict,
+                                       description="where each number comes from, by field name")

@@ -1,0 +1,29 @@
+"""Blocks to Markdown and HTML."""
+
+from __future__ import annotations
+
+from moeplace.report import svg
+from moeplace.report.render import html, markdown
+
+BLOCKS = [("h1", "Title"), ("p", "a `code` | pipe"), ("ul", ["one", "two"]),
+          ("table", ["name", "value"], [["a|b", "1,000"], ["c", "no (limit 62)"]], (1,)),
+          ("plot", svg.stacked_bars("my plot", ["0"], [("a", [1.0])], ylabel="ms"), "caption <x>")]
+
+
+def test_markdown():
+    md = markdown(BLOCKS)
+    assert md.splitlines()[:3] == ["# Title", "", "a `code` | pipe"]
+    assert "| name | value |\n|---|---:|\n| a\\|b | 1,000 |\n| c | no (limit 62) |" in md
+    assert "_Plot in report.html: my plot (caption <x>)_" in md
+    assert md.endswith("\n") and "<svg" not in md
+
+
+def test_html_is_self_contained_and_self_checking():
+    page = html(BLOCKS, "T")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<code>code</code>" in page and "caption &lt;x&gt;" in page
+    assert '<tr class="nofit">' in page and '<td class="r">1,000</td>' in page
+    assert page.count('<svg class="plot"') == 1
+    assert "dataset.plotsRendered" in page
+    for external in ("http://", "https://", "src=", "@import"):
+        assert external not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
