@@ -1,16 +1,28 @@
-"""Scoring a written plan on statistics or a trace (the library side of `moeplace evaluate`)."""
+"""A written plan rebuilt as a problem, and scored on statistics or a trace (`moeplace evaluate`).
+
+`load_plan_problem` is the one way to turn a plan.json back into its `Problem` and assignment: the fabric
+from the plan's topology record, the tier costs and flow as recorded, the copies per expert from the
+placements, and the statistics given (or the plan's own synthetic ones, regenerated from their knobs).
+`moeplace evaluate`, `predict`, `compare --plan` and `topology loads` all use it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from moeplace.errors import InputError
 from moeplace.placement.builder import build_problem, load_stats
 from moeplace.placement.metrics import placement_metrics
-from moeplace.placement.plan import load_plan
+from moeplace.placement.plan import Plan, load_plan
+from moeplace.placement.problem import Problem
+from moeplace.placement.stats import RoutingStats
 from moeplace.placement.validate import violations
 from moeplace.topologies.base import TIER_KEYS, TierCosts
-from moeplace.topologies.resolve import rebuild_fabric
+
+SYNTH_KNOBS = ("skew", "coact", "affinity", "cluster_size", "num_tokens", "seed")
 
 
 def resolve_plan_path(path: str | Path) -> Path:
@@ -20,36 +32,55 @@ def resolve_plan_path(path: str | Path) -> Path:
     return p
 
 
-def evaluate_plan(plan_path: str | Path, *, stats_path: str | None = None, trace_path: str | None = None) -> dict:
-    if stats_path and trace_path:
+@dataclass(frozen=True, eq=False)
+class PlanProblem:
+    path: Path
+    plan: Plan
+    problem: Problem
+    stats: RoutingStats
+    item_gpu_I: np.ndarray
+    scored_on: str
+
+
+def plan_statistics(plan: Plan, path: Path, stats_ref: str | None = None,
+                    trace_ref: str | None = None) -> tuple[RoutingStats, str]:
+    """The statistics to score a plan on: a file given, or the plan's own synthetic statistics."""
+    if stats_ref and trace_ref:
         raise InputError("give --stats or --trace, not both", field="--trace")
+    if trace_ref:
+        return load_stats(trace_ref, plan.model), f"trace {trace_ref}"
+    if stats_ref:
+        return load_stats(stats_ref, plan.model), f"statistics {stats_ref}"
+    prov = dict(plan.stats.provenance)
+    if prov.get("source") != "synthetic":
+        raise InputError(f"the plan was made from {prov.get('source', 'unknown')} statistics "
+                         f"({prov.get('file', '?')}); give them again with --stats or --trace", source=str(path))
+    knobs = {k: prov[k] for k in SYNTH_KNOBS if k in prov}
+    return load_stats(None, plan.model, synth=knobs), "the plan's synthetic statistics"
+
+
+def load_plan_problem(plan_path: str | Path, *, stats_ref: str | None = None,
+                      trace_ref: str | None = None) -> PlanProblem:
+    from moeplace.topologies.resolve import rebuild_fabric
+
     path = resolve_plan_path(plan_path)
     plan = load_plan(path)
-    model, cluster = plan.model, plan.cluster
-    if trace_path:
-        stats = load_stats(trace_path, model)
-        scored_on = f"trace {trace_path}"
-    elif stats_path:
-        stats = load_stats(stats_path, model)
-        scored_on = f"statistics {stats_path}"
-    else:
-        prov = dict(plan.stats.provenance)
-        if prov.get("source") != "synthetic":
-            raise InputError(f"the plan was made from {prov.get('source', 'unknown')} statistics "
-                             f"({prov.get('file', '?')}); give them again with --stats or --trace", source=str(path))
-        knobs = {k: prov[k] for k in ("skew", "coact", "affinity", "cluster_size", "num_tokens", "seed") if k in prov}
-        stats = load_stats(None, model, synth=knobs)
-        scored_on = "the plan's synthetic statistics"
-    fabric = rebuild_fabric(cluster, plan.topology.kind, plan.topology.params,
+    stats, scored_on = plan_statistics(plan, path, stats_ref, trace_ref)
+    fabric = rebuild_fabric(plan.cluster, plan.topology.kind, plan.topology.params,
                             search_dirs=(path.parent, Path.cwd()))
     costs = TierCosts(tuple(float(plan.flow.tier_costs[k]) for k in TIER_KEYS))
-    problem = build_problem(model, cluster, stats, fabric=fabric, flow=plan.flow.name, dedup=plan.flow.dedup,
-                            tier_costs=costs, balance_per_layer=plan.balance_per_layer, copies_LE=plan.copies_LE(),
-                            stats_source=str(stats_path or trace_path or "statistics"))
+    problem = build_problem(plan.model, plan.cluster, stats, fabric=fabric, flow=plan.flow.name,
+                            dedup=plan.flow.dedup, tier_costs=costs, balance_per_layer=plan.balance_per_layer,
+                            copies_LE=plan.copies_LE(), stats_source=str(stats_ref or trace_ref or "statistics"))
     item_gpu = plan.item_gpu()
     broken = violations(problem, item_gpu)
     if broken:
         raise InputError(f"plan is not feasible: {broken[0]}", source=str(path), field="placements")
-    metrics = placement_metrics(problem, item_gpu, stats)
-    return {"plan": str(path), "model": model.name, "gpus": plan.num_gpus, "scored_on": scored_on,
+    return PlanProblem(path=path, plan=plan, problem=problem, stats=stats, item_gpu_I=item_gpu, scored_on=scored_on)
+
+
+def evaluate_plan(plan_path: str | Path, *, stats_path: str | None = None, trace_path: str | None = None) -> dict:
+    pp = load_plan_problem(plan_path, stats_ref=stats_path, trace_ref=trace_path)
+    metrics = placement_metrics(pp.problem, pp.item_gpu_I, pp.stats)
+    return {"plan": str(pp.path), "model": pp.plan.model.name, "gpus": pp.plan.num_gpus, "scored_on": pp.scored_on,
             "metrics": metrics.as_dict()}

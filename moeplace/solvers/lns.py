@@ -27,7 +27,7 @@ from moeplace.solvers.registry import register_solver
 from moeplace.solvers.search import descend
 from moeplace.solvers.window import repartition_pair
 
-WORK_PER_ITEM = 55  # default work limit: 55 evaluations per item (about 100,000 for the seed)
+WORK_PER_ITEM = 40  # default work limit: 40 evaluations per item (about 74,000 for the seed)
 PATIENCE = 3  # stop after this many rounds (sweep, descent, kicks) without improvement
 WINDOW_WORK = 60
 PARTNERS = 2

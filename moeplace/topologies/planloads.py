@@ -6,39 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
-from moeplace.errors import InputError
-from moeplace.topologies.base import TIER_KEYS, TierCosts
-from moeplace.topologies.resolve import rebuild_fabric
 from moeplace.topologies.routing import link_loads
 from moeplace.topologies.transfers import problem_gpu_traffic
-
-SYNTH_KNOBS = ("skew", "coact", "affinity", "cluster_size", "num_tokens", "seed")
 
 
 def plan_problem(plan_path: str | Path, stats_ref: str | None = None):
     """(problem, item_gpu_I, plan path) of a plan, on its own statistics (synthetic ones regenerated) or
     on `stats_ref`, with the fabric rebuilt from the plan's topology record."""
-    from moeplace.evaluation import resolve_plan_path
-    from moeplace.placement.builder import build_problem, load_stats
-    from moeplace.placement.plan import load_plan
+    from moeplace.evaluation import load_plan_problem
 
-    path = resolve_plan_path(plan_path)
-    plan = load_plan(path)
-    if stats_ref is not None:
-        stats = load_stats(stats_ref, plan.model)
-    else:
-        prov = dict(plan.stats.provenance)
-        if prov.get("source") != "synthetic":
-            raise InputError(f"the plan was made from {prov.get('source', 'unknown')} statistics "
-                             f"({prov.get('file', '?')}); give them again with --stats", source=str(path))
-        stats = load_stats(None, plan.model, synth={k: prov[k] for k in SYNTH_KNOBS if k in prov})
-    fabric = rebuild_fabric(plan.cluster, plan.topology.kind, plan.topology.params,
-                            search_dirs=(path.parent, Path.cwd()))
-    costs = TierCosts(tuple(float(plan.flow.tier_costs[k]) for k in TIER_KEYS))
-    problem = build_problem(plan.model, plan.cluster, stats, fabric=fabric, flow=plan.flow.name,
-                            dedup=plan.flow.dedup, tier_costs=costs, balance_per_layer=plan.balance_per_layer,
-                            stats_source=stats_ref or "the plan's statistics")
-    return problem, plan.item_gpu(), path
+    pp = load_plan_problem(plan_path, stats_ref=stats_ref)
+    return pp.problem, pp.item_gpu_I, pp.path
 
 
 def plan_link_loads(plan_path: str | Path, *, stats_ref: str | None = None, routing: str | None = None,
