@@ -1,0 +1,229 @@
+"""The runtime's GPU benchmark, one command on a host with 1-8 GPUs:
+
+    python benchmarks/runtime_bench.py --out DIR [--quick]
+
+A  one GPU:  GEMM and HBM ceilings; the expert (seed dims, bf16) at 16..8192 tokens, fastest of cuBLAS and
+             the split-K kernel, against the SwiGLU ceiling and the weight-read floor; its error in float64
+B  W GPUs:   transfer curves; one MoE layer step (dispatch + expert + combine) at 128..8192 tokens per GPU:
+             the plain torch.distributed implementation (variable splits eager, fixed capacity eager and as a
+             CUDA graph) and the fused step (symm / NCCL transport, one or two micro-batches) side by side,
+             slowest rank, median; scaling 1 -> W GPUs
+P  profile:  the calibrated hardware profile from A and B (what `moeplace calibrate` writes)
+C  worker:   plan -> manifest -> `torchrun -m moeplace.runtime.worker` (ep, 2 MoE layers x W experts) at
+             several token counts -> measured.json -> predicted vs measured with the calibrated profile
+
+Writes DIR/results.json, DIR/results.md (the tables), DIR/profile.json, DIR/validation.md, DIR/log.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+os.environ.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")
+os.environ.setdefault("NVSHMEM_DISABLE_NVLS", "1")
+
+import torch  # noqa: E402
+
+LOG: list[str] = []
+
+
+def say(text: str) -> None:
+    line = f"[{time.strftime('%H:%M:%S')}] {text}"
+    LOG.append(line)
+    print(line, flush=True)
+
+
+def part_a(model, tokens: list[int]) -> dict:
+    from moeplace.runtime import calibrate as cal
+    from moeplace.runtime.expertops import tune_expert
+    from moeplace.runtime.experts import expert_forward, seeded_expert
+
+    torch.cuda.set_device(0)
+    ceil = cal.ceilings()
+    say(f"ceilings: {ceil}")
+    dev = torch.device("cuda", 0)
+    ex = seeded_expert(model, 0, 0, seed=0, dtype=torch.bfloat16, device=dev)
+    weights = model.expert_params * 2
+    rows = []
+    for n in tokens:
+        c = tune_expert(ex, n)
+        flops = 2 * model.expert_params * n
+        floor_us = (weights + 2 * n * model.hidden * 2) / (ceil["hbm_tbps"] * 1e12) * 1e6
+        ceiling_us = max(flops / (ceil["bf16_tflops"] * 1e12) * 1e6, floor_us)
+        x = torch.randn(n, model.hidden, device=dev, dtype=torch.bfloat16)
+        ref = expert_forward(x.double(), ex.w_in.double(), ex.w_out.double(), "swiglu")
+        err = float(torch.linalg.vector_norm(c.fn(x).double() - ref) / torch.linalg.vector_norm(ref))
+        row = {"tokens": n, "us": c.us, "impl": c.name, "tflops": round(flops / (c.us * 1e-6) / 1e12, 1),
+               "floor_us": round(floor_us, 2), "ceiling_us": round(ceiling_us, 2),
+               "of_ceiling": round(ceiling_us / c.us, 3), "over_floor": round(c.us / floor_us, 3),
+               "relerr_vs_fp64": round(err, 5), "tried": c.tried}
+        rows.append(row)
+        say(f"expert {n:5d} tokens: {c.us:8.1f} us ({c.name}), {row['tflops']} TFLOP/s, {row['of_ceiling']:.0%} of "
+            f"ceiling, {row['over_floor']:.2f}x floor, err {err:.1e}; tried {c.tried}")
+    return {"ceilings": ceil, "expert": rows}
+
+
+def part_b(world: int, cfg: dict) -> dict:
+    import torch.multiprocessing as mp
+
+    from moeplace.runtime.calibrate import free_port
+    from runtime_layer import layer_worker
+
+    path = f"/tmp/moeplace_layer_{world}.json"
+    mp.spawn(layer_worker, args=(world, free_port(), cfg, path), nprocs=world, join=True)
+    return json.loads(Path(path).read_text())
+
+
+def make_run_dir(out: Path, world: int, tokens_per_gpu: int, micro_batches: int, port: int) -> Path:
+    """Plan (ep, 2 MoE layers x W experts, one of each layer per GPU) and its manifest, written directly."""
+    from moeplace.fileio import dumps_json, write_text
+    from moeplace.launch.manifest import Buffers, ExpertRef, Manifest, RankEntry, RoutingSource
+    from moeplace.placement.plan import plan_json
+    from moeplace.placement.presets import load_cluster, load_model
+    from moeplace.planner import PlanRequest, plan_placement
+
+    host = socket.gethostname()
+    model = load_model(None, name=f"seed-dims-2x{world}", num_layers=2, dense_layers=[], num_experts=world, top_k=2)
+    cluster = load_cluster("h100-sxm", name="bench", num_nodes=1, gpus_per_node=world, experts_per_gpu=2, hosts=host)
+    outcome = plan_placement(PlanRequest(model=model, cluster=cluster, flow="ep", balance_per_layer=True,
+                                         time_limit_s=5.0, seed=0))
+    plan = outcome.plan
+    d = out / f"run-{world}gpu-{tokens_per_gpu}"
+    d.mkdir(parents=True, exist_ok=True)
+    text = plan_json(plan)
+    write_text(d / "plan.json", text)
+    import hashlib
+
+    ranks = {}
+    for p in plan.placements:
+        ranks.setdefault(p.rank, (p, []))[1].append(ExpertRef(moe_layer=p.moe_layer, layer=p.layer, expert=p.expert,
+                                                              replica=p.replica or 0))
+    man = Manifest(plan_sha256=hashlib.sha256(text.encode()).hexdigest(), model=plan.model, flow="ep", dedup=True,
+                   world_size=world, gpus_per_node=world, hosts=[host], master_addr="127.0.0.1", master_port=port,
+                   buffers=Buffers(tokens_per_step=tokens_per_gpu * world, capacity_tokens_per_peer=tokens_per_gpu,
+                                   micro_batches=micro_batches),
+                   routing=RoutingSource(kind="synthetic", seed=int(plan.stats.provenance.get("seed", 0)),
+                                         knobs={k: float(v) for k, v in plan.stats.provenance.items()
+                                                if k in ("skew", "coact", "affinity", "cluster_size")}),
+                   ranks=[RankEntry(rank=r, host=host, node=0, local_gpu=p.local_gpu, experts=e)
+                          for r, (p, e) in sorted(ranks.items())])
+    write_text(d / "manifest.json", dumps_json(man.model_dump(mode="json")))
+    return d
+
+
+def part_c(out: Path, world: int, sizes: list[int], profile_path: Path, steps: int) -> dict:
+    from moeplace.costmodel.presets import load_profile
+    from moeplace.evaluation import load_plan_problem
+    from moeplace.runtime.measured import load_measured
+    from moeplace.runtime.validation import compare, headline
+
+    profile = load_profile(str(profile_path))
+    runs, all_rows = [], []
+    for Tg in sizes:
+        mb = 4 if Tg >= 2048 else 2 if Tg >= 1024 else 1
+        d = make_run_dir(out, world, Tg, mb, 29500)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world}", "-m",
+               "moeplace.runtime.worker", "--manifest", str(d / "manifest.json"), "--out", str(d / "run"),
+               "--steps", str(steps), "--warmup", "3"] + (["--check"] if Tg <= 128 else [])
+        env = dict(os.environ, MOEPLACE_HOST=socket.gethostname(),
+                   PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        t0 = time.time()
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        say(f"worker {world} GPUs x {Tg} tokens: exit {p.returncode} in {time.time() - t0:.0f} s "
+            f"{p.stderr.strip().splitlines()[-1] if p.returncode and p.stderr.strip() else ''}")
+        if p.returncode:
+            runs.append({"tokens_per_gpu": Tg, "error": p.stderr[-1500:]})
+            continue
+        m = load_measured(d / "run" / "measured.json")
+        rows = compare(load_plan_problem(d), m, profile)
+        all_rows += rows
+        runs.append({"tokens_per_gpu": Tg, "engine": m.engine, "transport": m.transport, "micro_batches": mb,
+                     "check": m.check.model_dump() if m.check else None, "tokens_per_s": m.tokens_per_s,
+                     "measured": json.loads((d / "run" / "measured.json").read_text()),
+                     "rows": [{"what": r.what, "measured_us": round(r.measured_us, 2),
+                               "predicted_us": round(r.predicted_us, 2), "error": round(r.error, 4),
+                               "expert_us": round(r.expert_us, 2), "transfer_us": round(r.transfer_us, 2)}
+                              for r in rows]})
+        for r in rows:
+            say(f"  {r.what}: measured {r.measured_us:.1f} us, predicted {r.predicted_us:.1f} us ({r.error:+.1%})")
+    return {"runs": runs, "headline": headline(all_rows) if all_rows else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.environ.get("OUT") or str(REPO / "benchmarks" / "runtime-out"))
+    ap.add_argument("--quick", action="store_true", help="a few sizes, few repetitions (a smoke test)")
+    ap.add_argument("--worlds", default=None, help="GPU counts for parts B and C, e.g. 2,4 [default: 2 and all]")
+    ap.add_argument("--parts", default="abpc", help="which parts to run (a, b, p, c)")
+    ap.add_argument("--profiles", default=None, help="folder with profile-x{W}.json for part C [default: --out]")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from moeplace.costmodel.presets import load_profile
+    from moeplace.placement.presets import load_model
+    from moeplace.runtime.profilefit import build_profile
+
+    gpus = torch.cuda.device_count()
+    worlds = [int(w) for w in args.worlds.split(",")] if args.worlds else sorted({min(2, gpus), gpus} - {1})
+    env = {"device": torch.cuda.get_device_name(0), "gpus": gpus, "torch": torch.__version__,
+           "cuda": str(torch.version.cuda), "nccl": ".".join(map(str, torch.cuda.nccl.version())),
+           "host": socket.gethostname(), "python": platform.python_version(),
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    try:
+        env["nvidia-smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,clocks.max.sm,driver_version",
+                                            "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+        env["topology"] = subprocess.run(["nvidia-smi", "topo", "-m"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
+    say(f"environment: {json.dumps({k: v for k, v in env.items() if k != 'topology'})}")
+    results: dict = {"environment": env, "quick": args.quick, "b": {}, "c": {}}
+    model = load_model(None)
+    q = args.quick
+    if "a" in args.parts:
+        results["a"] = part_a(model, [128, 2048] if q else [16, 64, 128, 256, 512, 1024, 2048, 4096, 8192])
+    for world in worlds:
+        if "b" in args.parts:
+            cfg = {"reps": 10 if q else 30, "sizes": [128, 2048] if q else [128, 256, 512, 1024, 2048, 4096, 8192],
+                   "transfer_tokens": [1, 128, 2048] if q else [1, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192],
+                   "transports": ["symm", "symm-ce", "nccl"], "min_tokens_two_mb": 512, "check_max_tokens": 2048,
+                   "scaling_sizes": [128, 4096] if q else [128, 1024, 4096]}
+            results["b"][str(world)] = part_b(world, cfg)
+            for row in results["b"][str(world)]["sizes"]:
+                say(f"layer x{world} " + json.dumps({k: v for k, v in row.items() if "vs plain" not in k}))
+            for row in results["b"][str(world)]["scaling"]:
+                say(f"scaling x{world} " + json.dumps(row))
+        if "p" in args.parts and "a" in results and str(world) in results["b"]:
+            dev = torch.cuda.get_device_name(0)
+            prof = build_profile(name=dev.lower().replace(" ", "-") + f"-x{world}", device=dev,
+                                 memory_gb=torch.cuda.get_device_properties(0).total_memory / 1e9,
+                                 software={k: env[k] for k in ("torch", "cuda", "nccl", "python")},
+                                 ceilings=results["a"]["ceilings"], model=model,
+                                 expert=[{"tokens": r["tokens"], "us": r["us"]} for r in results["a"]["expert"]],
+                                 curves=results["b"][str(world)]["curves"], world=world,
+                                 network_from=load_profile("h100-sxm"))
+            (out / f"profile-x{world}.json").write_text(json.dumps(prof.model_dump(mode="json"), indent=2) + "\n")
+            say(f"profile x{world}: nvlink {prof.nvlink_gbps} GB/s + {prof.nvlink_latency_us} us, "
+                f"floor {prof.transfer_floor_us} us")
+        prof_path = Path(args.profiles or out) / f"profile-x{world}.json"
+        if "c" in args.parts and prof_path.is_file():
+            results["c"][str(world)] = part_c(out, world, [128, 1024] if q else [128, 512, 2048, 8192], prof_path,
+                                              steps=5 if q else 20)
+            say(f"validation x{world}: {results['c'][str(world)]['headline']}")
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+        (out / "log.txt").write_text("\n".join(LOG) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The worker's fused path: ep flow with one expert of every MoE layer on every rank, one graph per layer.
+
+Home tokens of rank r are the step's tokens t with t mod world = r (as in the generic schedules), so both
+paths compute the same function on the same routing. Layer l+1 reads layer l's output buffer in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from moeplace.launch.manifest import Manifest
+from moeplace.runtime.deps import import_torch
+from moeplace.runtime.engine import StepClock
+from moeplace.runtime.epstep import EpStep
+from moeplace.runtime.expertops import tune_expert
+
+torch = import_torch()
+
+
+def fused_eligible(manifest: Manifest, tokens: int, micro_batches: int) -> str | None:
+    """None if the fused step can run this manifest, else why not (one line)."""
+    m, W = manifest.model, manifest.world_size
+    if manifest.flow != "ep":
+        return f"flow is {manifest.flow}, the fused step runs ep"
+    if m.num_experts != W:
+        return f"{m.num_experts} experts per layer on {W} ranks (the fused step needs one per rank)"
+    for r in manifest.ranks:
+        layers = sorted(e.moe_layer for e in r.experts)
+        if layers != list(range(m.num_moe_layers)):
+            return f"rank {r.rank} does not hold exactly one expert of every MoE layer"
+    if tokens % (W * micro_batches):
+        return f"tokens per step {tokens} not divisible by {W} ranks x {micro_batches} micro-batches"
+    return None
+
+
+def fused_capacity(routing, lut_LE: np.ndarray, Tg: int, W: int, micro_batches: int) -> int:
+    """Rows per peer per micro-batch: the most any rank sends any peer in the run's routing draws (every
+    rank draws the same routing, so every rank computes the same number), plus 10%, rounded up to 16, at
+    most the micro-batch. The fused step then never drops a token on this run's routing."""
+    Tm = Tg // micro_batches
+    worst = 0
+    for r in routing:
+        T = r.paths_TLK.shape[0]
+        for l in range(r.paths_TLK.shape[1]):
+            dest = lut_LE[l][r.paths_TLK[:, l, :]]
+            home = np.arange(T) % W
+            mb = (np.arange(T) // W) // Tm
+            for d in range(W):
+                hit = (dest == d).any(axis=1)
+                counts = np.bincount((home * micro_batches + mb)[hit], minlength=W * micro_batches)
+                worst = max(worst, int(counts.max()))
+    return min(Tm, 16 * -(-int(worst * 1.1 + 1) // 16))
+
+
+class FusedRun:
+    def __init__(self, manifest: Manifest, rank: int, experts: list, routing, x0, *, micro_batches: int,
+                 transport: str, device, dtype, graphs: bool) -> None:
+        W = manifest.world_size
+        L, k = manifest.model.num_moe_layers, manifest.model.top_k
+        T = x0.shape[0]
+        self.rank, self.W, self.L = rank, W, L
+        self.Tg = T // W
+        self.home = np.arange(rank, T, W)
+        lut = np.zeros((L, manifest.model.num_experts), dtype=np.int64)
+        for entry in manifest.ranks:
+            for e in entry.experts:
+                lut[e.moe_layer, e.expert] = entry.rank
+        by_layer = {e.moe_layer: e for e in experts}
+        C = fused_capacity(routing, lut, self.Tg, W, micro_batches)
+        x = x0[torch.as_tensor(self.home, device=x0.device)].contiguous()
+        self.x0 = x.clone()
+        self.layers, self.choices = [], []
+        for l in range(L):
+            choice = tune_expert(by_layer[l], W * C) if device.type == "cuda" else None
+            self.choices.append(choice)
+            step = EpStep(rank=rank, world=W, expert=choice.fn if choice else by_layer[l], hidden=x.shape[1], k=k,
+                          tokens=self.Tg, capacity=C, micro_batches=micro_batches, transport=transport,
+                          device=device, dtype=dtype, lut=torch.as_tensor(lut[l]), x=x)
+            self.layers.append(step)
+            x = step.out
+        self.first_x = self.layers[0].x
+        self.variants = []
+        for r in routing:
+            tk = torch.as_tensor(r.paths_TLK[self.home].astype(np.int64), device=device)
+            g = torch.as_tensor(r.gates_TLK[self.home], device=device)
+            self.variants.append((tk, g))
+        self.load(0)
+        if graphs:
+            for step in self.layers:
+                step.capture()
+
+    def load(self, v: int) -> None:
+        tk, g = self.variants[v % len(self.variants)]
+        self.first_x.copy_(self.x0)
+        for l, step in enumerate(self.layers):
+            step.topk.copy_(tk[:, l, :])
+            step.gates.copy_(g[:, l, :])
+
+    def step(self, comm, clock: StepClock | None = None, layer_sync: bool = False):
+        for step in self.layers:
+            if layer_sync:
+                comm.barrier(hold_us=200.0)
+                if clock is not None:
+                    clock.mark()
+            step.run()
+            if layer_sync and clock is not None:
+                clock.mark()
+        return self.layers[-1].out
+
+    def overflow(self) -> int:
+        return max(step.max_count() - step.C for step in self.layers)
+
+    @property
+    def out_tokens(self) -> np.ndarray:
+        return self.home
