@@ -44,6 +44,7 @@ class PlanRequest:
     replan_from: str | None = None
     max_moves: int | None = None
     move_cost: float = 0.0
+    strong_bound_s: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,7 +89,8 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
     problem, stats = make_problem(req)
     origin = origin_assignment(req.replan_from, problem) if req.replan_from else None
     config = SolveConfig(time_limit_s=req.time_limit_s, seed=req.seed, work_limit=req.work_limit, progress=progress,
-                         origin_gpu_I=origin, max_moves=req.max_moves, move_cost=req.move_cost)
+                         origin_gpu_I=origin, max_moves=req.max_moves, move_cost=req.move_cost,
+                         strong_bound_s=req.strong_bound_s)
     result = solve(problem, config, solver=req.solver, hint=hint)
     cost = evaluate(problem, result.item_gpu_I)
     record = SolverRecord(name=result.solver, status=result.status, objective=round(result.objective, 6),

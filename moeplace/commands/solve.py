@@ -44,6 +44,9 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @click.option("--work-limit", type=click.FloatRange(min=1), default=None,
               help="deterministic work limit (exact move evaluations) [default: the solver's own]")
 @seed_option
+@click.option("--strong-bound", "strong_bound_s", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="SECONDS", help="also prove the LP window bound, within this many seconds (0: off; "
+                                      "15-55 s at the seed's size, about half the gap)")
 @click.option("--balance-per-layer", is_flag=True, help="keep every GPU's count of each layer's experts balanced")
 @cluster_overrides
 @tier_cost_option
@@ -62,8 +65,8 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.option("-q", "--quiet", is_flag=True, help="print nothing but errors")
 def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time_limit_s, work_limit, seed,
-          balance_per_layer, nodes, gpus_per_node, experts_per_gpu, hosts, tier_costs, synth, replicas, replan_from,
-          max_moves, move_cost, out_dir, force,
+          strong_bound_s, balance_per_layer, nodes, gpus_per_node, experts_per_gpu, hosts, tier_costs, synth, replicas,
+          replan_from, max_moves, move_cost, out_dir, force,
           no_emit, as_json, quiet) -> None:
     """Place every expert on a GPU and write PLAN_DIR/plan.json and its launch files (see `moeplace emit`).
 
@@ -87,7 +90,7 @@ def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time
                       balance_per_layer=balance_per_layer,
                       tier_costs=parse_pairs(tier_costs, "--tier-cost", TIER_NAMES),
                       synth=parse_pairs(synth, "--synth", SYNTH_KNOBS), replicas=replicas, replan_from=replan_from,
-                      max_moves=max_moves, move_cost=move_cost)
+                      max_moves=max_moves, move_cost=move_cost, strong_bound_s=strong_bound_s)
     with atomic_dir(out_dir, force=force) as tmp:
         with console.progress("solving") as bar:
             task = bar.add_task("solving", total=None, info="")

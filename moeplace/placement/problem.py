@@ -56,7 +56,10 @@ class Problem:
         if self.balance_per_layer:
             cap = self.layer_cap_per_gpu
             if cap * self.num_gpus < self.model.num_experts:
-                raise InfeasibleError("balance per layer cannot hold", field="balance_per_layer")
+                raise InfeasibleError(f"balance per layer cannot hold: at most ceil({self.model.num_experts} / "
+                                      f"{self.num_gpus}) = {cap} experts of a layer per GPU x {self.num_gpus} GPUs "
+                                      f"= {cap * self.num_gpus} < {self.model.num_experts} experts per layer",
+                                      field="balance_per_layer")
 
     @property
     def num_items(self) -> int:

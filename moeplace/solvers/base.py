@@ -33,6 +33,7 @@ class SolveConfig:
     origin_gpu_I: np.ndarray | None = field(default=None, compare=False, repr=False)
     max_moves: int | None = None
     move_cost: float = 0.0
+    strong_bound_s: float = 0.0  # > 0: the front door also proves an LP bound (lp_bound.strong_bound) in this time
     progress: Callable[[dict], None] | None = field(default=None, compare=False, repr=False)
 
 

@@ -33,7 +33,7 @@ def register_solver(name: str, summary: str, *, replanning: bool = False
 
 
 def _load_backends() -> None:
-    from moeplace.solvers import greedy, lns  # noqa: F401  (register themselves)
+    from moeplace.solvers import cpsat, greedy, ilp, lns  # noqa: F401  (register themselves)
 
 
 def available_solvers() -> dict[str, str]:
@@ -77,6 +77,13 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
         moved = int((result.item_gpu_I != config.origin_gpu_I).sum())
         assert moved <= config.max_moves, f"solver {solver!r} moved {moved} experts, limit {config.max_moves}"
     bound = max(result.bound, combinatorial_bound(problem))
+    if config.strong_bound_s > 0:
+        from moeplace.solvers.lp_bound import strong_bound
+
+        found = strong_bound(problem, config.strong_bound_s, config.workers)
+        result = dataclasses.replace(result, details={**result.details, "bound_method": found.method,
+                                                      "bound_time_s": round(found.wall_time_s, 3)})
+        bound = max(bound, found.value)
     assert bound <= obj * (1 + 1e-9) + 1e-9, f"bound {bound} above objective {obj}: the bound is wrong"
     bound = min(bound, obj)
     status = STATUS_OPTIMAL if obj - bound <= 1e-9 * max(1.0, obj) else result.status

@@ -1,0 +1,61 @@
+"""LP bounds: never above the true optimum, never below the combinatorial bound where they apply."""
+
+import numpy as np
+import pytest
+
+from moeplace.solvers import SolveConfig, linprog, pairlp, solve
+from moeplace.solvers.bounds import combinatorial_bound
+from moeplace.solvers.lp_bound import pair_lp_bound, strong_bound, window_bound, windows
+from moeplace.solvers.pairmodel import build_pair_model
+from tests.solvers.exact_cases import CASES, brute_force, instance, problem
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_pair_lp_bound_is_a_bound_and_beats_the_combinatorial_one(name):
+    p = problem(name)
+    b = pair_lp_bound(p, time_limit_s=30)
+    assert b.value <= brute_force(name) + 1e-9
+    assert b.value >= combinatorial_bound(p) - 1e-9
+
+
+def test_safe_dual_bound_holds_for_any_multipliers():
+    p = problem("chain")
+    m = build_pair_model(p)
+    cost, const = pairlp.objective(m)
+    rows = pairlp.Rows.concat([pairlp.base_rows(m), pairlp.triangle_rows(pairlp.all_triangles(m))])
+    ub = np.ones(cost.size)
+    lp = linprog.build(cost, const, ub, np.zeros(cost.size, dtype=bool), rows)
+    res = linprog.solve(lp, "highs", time_limit_s=30, duals=True)
+    assert linprog.safe_dual_bound(cost, const, ub, rows, res.duals) == pytest.approx(res.objective, rel=1e-6)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        y = res.duals + rng.normal(scale=0.5, size=res.duals.size)
+        assert linprog.safe_dual_bound(cost, const, ub, rows, y) <= res.objective + 1e-7
+
+
+def test_windows_cover_every_hyperedge_once():
+    chain = instance(4, 4, 8, 2)
+    span, parts = windows(chain)
+    assert span == 2 and len(parts) == 3
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(chain.traffic.num_edges))
+    ep = instance(3, 4, 6, 2, flow="ep")
+    span, parts = windows(ep)
+    assert span == 1 and len(parts) == 3
+
+
+@pytest.mark.parametrize("flow", ["chain", "ep"])
+def test_window_bound_is_below_the_exact_optimum(flow):
+    p = instance(3, 4, 3, 4, flow=flow, nodes_per_leaf=3)
+    exact = solve(p, SolveConfig(time_limit_s=60), solver="ilp")
+    assert exact.status == "optimal"
+    b = window_bound(p, time_limit_s=30)
+    assert 0 < b.value <= exact.objective + 1e-9
+
+
+def test_front_door_attaches_the_strong_bound_when_asked():
+    p = problem("chain")
+    r = solve(p, SolveConfig(time_limit_s=5, work_limit=200, strong_bound_s=10), solver="greedy")
+    assert r.details["bound_method"] == "pair-lp"
+    assert r.bound >= combinatorial_bound(p) - 1e-9
+    assert r.bound <= brute_force("chain") + 1e-9
+    assert strong_bound(p, 10).value == pytest.approx(r.bound, rel=1e-9) or r.bound == r.objective
