@@ -6,7 +6,6 @@ document's numbers (`seed`) and the vendors' datasheets (`h100-sxm`, `h200`). Re
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -184,5 +183,3 @@ def list_presets() -> dict[str, dict[str, str]]:
             out[kind][key] = PRESET_NOTES.get(f"{cls}:{key}", "")
     return out
 
-
-Loader = Callable[..., Any]
