@@ -26,6 +26,8 @@ from moeplace.launch.render import render_launch, write_launch
 from tests.conftest import REPO
 from tests.launch.plans import local_plan
 
+pytest.importorskip("torch", reason="the runtime worker these launches start needs PyTorch: "
+                                    "pip install -e '.[runtime]'")
 pytestmark = pytest.mark.slow
 WORKER_ARGS = ["--steps", "2", "--warmup", "1", "--device", "cpu"]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",
