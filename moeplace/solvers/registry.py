@@ -32,8 +32,19 @@ def register_solver(name: str, summary: str, *, replanning: bool = False
     return deco
 
 
+_NEEDS_ORTOOLS = ("cpsat", "ilp", "ilp-highs")
+
+
 def _load_backends() -> None:
-    from moeplace.solvers import cpsat, greedy, ilp, lns  # noqa: F401  (register themselves)
+    """Register the backends; the exact ones need OR-Tools, which a runtime-only host (a GPU image with
+    torch but no solver stack) may lack: the others still load there."""
+    from moeplace.solvers import greedy, lns  # noqa: F401  (register themselves)
+
+    try:
+        from moeplace.solvers import cpsat, ilp  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("ortools"):
+            raise
 
 
 def available_solvers() -> dict[str, str]:
@@ -43,6 +54,9 @@ def available_solvers() -> dict[str, str]:
 
 def get_solver(name: str) -> Callable[..., SolveResult]:
     _load_backends()
+    if name not in _SOLVERS and name in _NEEDS_ORTOOLS:
+        raise InputError(f"solver {name!r} needs OR-Tools, which is not installed: pip install 'ortools>=9.10'",
+                         field="--solver")
     if name not in _SOLVERS:
         raise InputError(f"unknown solver {name!r} (known: {', '.join(_SOLVERS)})", field="--solver")
     return _SOLVERS[name][0]

@@ -1,0 +1,23 @@
+"""The solver registry: unknown names and exact backends on a host without OR-Tools."""
+
+from __future__ import annotations
+
+import pytest
+
+from moeplace.errors import InputError
+from moeplace.solvers import registry
+
+
+def test_unknown_solver_names_the_known_ones():
+    with pytest.raises(InputError, match=r"unknown solver 'nope' \(known: .*lns"):
+        registry.get_solver("nope")
+
+
+def test_exact_backend_without_ortools_says_what_to_install(monkeypatch):
+    registry.available_solvers()
+    kept = {k: v for k, v in registry._SOLVERS.items() if k not in registry._NEEDS_ORTOOLS}
+    monkeypatch.setattr(registry, "_SOLVERS", kept)
+    monkeypatch.setattr(registry, "_load_backends", lambda: None)
+    with pytest.raises(InputError, match=r"solver 'cpsat' needs OR-Tools.*pip install 'ortools>=9.10'"):
+        registry.get_solver("cpsat")
+    assert registry.get_solver("lns") is kept["lns"][0]
