@@ -3,7 +3,7 @@
     python benchmarks/runtime_bench.py --out DIR [--quick]
 
 A  one GPU:  GEMM and HBM ceilings; the expert (seed dims, bf16) at 16..8192 tokens, fastest of cuBLAS and
-             the split-K kernel, against the SwiGLU ceiling and the weight-read floor; its error in float64
+             the small-batch Triton kernel, against the SwiGLU ceiling and the weight-read floor; its error in float64
 B  W GPUs:   transfer curves; one MoE layer step (dispatch + expert + combine) at 128..8192 tokens per GPU:
              the plain torch.distributed implementation (variable splits eager, fixed capacity eager and as a
              CUDA graph) and the fused step (symm / NCCL transport, one or two micro-batches) side by side,
@@ -51,8 +51,12 @@ def part_a(model, tokens: list[int]) -> dict:
     from moeplace.runtime.experts import expert_forward, seeded_expert
 
     torch.cuda.set_device(0)
+    from moeplace.runtime.expertops import graph_time_us
+
     ceil = cal.ceilings()
-    say(f"ceilings: {ceil}")
+    tiny = torch.zeros(16, device="cuda")
+    ceil["graph_launch_us"] = round(graph_time_us(lambda t: t.add_(1), tiny, reps=50), 2)
+    say(f"ceilings: {ceil} (graph_launch_us: one tiny kernel replayed as a graph, timed like the expert)")
     dev = torch.device("cuda", 0)
     ex = seeded_expert(model, 0, 0, seed=0, dtype=torch.bfloat16, device=dev)
     weights = model.expert_params * 2
@@ -69,10 +73,32 @@ def part_a(model, tokens: list[int]) -> dict:
                "floor_us": round(floor_us, 2), "ceiling_us": round(ceiling_us, 2),
                "of_ceiling": round(ceiling_us / c.us, 3), "over_floor": round(c.us / floor_us, 3),
                "relerr_vs_fp64": round(err, 5), "tried": c.tried}
+        if n <= 512:
+            row["pipelined_us"], row["pipelined_cublas_us"] = pipelined_pair(model, ex, c, n, dev)
+            row["pipelined_over_floor"] = round(row["pipelined_us"] / floor_us, 3)
         rows.append(row)
         say(f"expert {n:5d} tokens: {c.us:8.1f} us ({c.name}), {row['tflops']} TFLOP/s, {row['of_ceiling']:.0%} of "
-            f"ceiling, {row['over_floor']:.2f}x floor, err {err:.1e}; tried {c.tried}")
+            f"ceiling, {row['over_floor']:.2f}x floor, err {err:.1e}; pipelined {row.get('pipelined_us')} us "
+            f"(cuBLAS {row.get('pipelined_cublas_us')}); tried {c.tried}")
     return {"ceilings": ceil, "expert": rows}
+
+
+def pipelined_pair(model, ex, choice, n: int, dev) -> tuple[float, float]:
+    """Kernel time per expert call (`expertops.pipelined_time_us`) of the chosen implementation and of cuBLAS,
+    on 4 experts' weights (the tuned expert and 3 more seeded ones), back to back in one graph."""
+    from moeplace.runtime import kernels
+    from moeplace.runtime.expertops import pipelined_time_us
+    from moeplace.runtime.experts import seeded_expert
+
+    experts = [ex] + [seeded_expert(model, 0, e, seed=0, dtype=torch.bfloat16, device=dev) for e in (1, 2, 3)]
+    x = torch.randn(n, model.hidden, device=dev, dtype=torch.bfloat16)
+    if isinstance(choice.fn, kernels.SmallBatchSwiGLU):
+        fns = [kernels.SmallBatchSwiGLU(e.w_in, e.w_out, n, choice.fn.up_cfg, choice.fn.down_cfg) for e in experts]
+    else:
+        fns = experts
+    chosen = pipelined_time_us(fns, x)
+    cublas = chosen if fns is experts else pipelined_time_us(experts, x)
+    return round(chosen, 2), round(cublas, 2)
 
 
 def part_b(world: int, cfg: dict) -> dict:

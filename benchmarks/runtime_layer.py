@@ -70,7 +70,7 @@ def layer_worker(rank: int, world: int, port: int, cfg: dict, path: str) -> None
     lut = torch.arange(world, device=dev)
     log = {"rank": rank, "sizes": [], "curves": None, "scaling": []}
     t0 = time.time()
-    log["curves"] = transfer_measurements(rank, world, dev, H, cfg["transfer_tokens"], reps=reps)
+    log["curves"] = transfer_measurements(rank, world, dev, H, cfg["transfer_tokens"], reps=reps, model=model)
     from moeplace.runtime.profilefit import symm_best
 
     best = log["curves"]["nccl-a2a"]

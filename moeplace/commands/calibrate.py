@@ -61,7 +61,7 @@ def calibrate(out_path: str, model_ref: str | None, gpus: int | None, name: str 
     curves = {"nccl-a2a": [], "symm": [], "p2p": []}
     if world >= 2:
         console.line(f"  transfer curves among {world} GPUs ...")
-        curves = cal.transfer_curves(world, model.hidden)
+        curves = cal.transfer_curves(world, model.hidden, model=model)
     dev = torch.cuda.get_device_name(0)
     props = torch.cuda.get_device_properties(0)
     software = {"torch": torch.__version__, "cuda": str(torch.version.cuda), "python": platform.python_version(),

@@ -10,6 +10,9 @@ piecewise-linearly in log-log space by the cost model and extrapolated by the ro
 The last four fields were added for the cost model (all optional, so calibrated files stay valid):
 `peak_bf16_tflops` (the MFU denominator), `kernel_overhead_us` and `transfer_floor_us` (the fixed parts of
 the roofline and of a transfer, fitted from measurements) and `derivation` (where each number comes from).
+`exchange_curves` and `overlap_curve` (added later, optional too) hold the runtime's fused-step exchange in
+each transport, and its expert and exchange measured alone and launched together on two streams, from which
+the validation derives how much running at once slows them (`moeplace.runtime.fusedcost.overlap_rate`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,18 @@ class CurvePoint(_Frozen):
     x: float = Field(ge=0, description="tokens (expert curve) or bytes (communication curves)")
     us: float = Field(gt=0, description="median microseconds")
     world: int | None = Field(default=None, description="GPUs taking part (all-to-all curves)")
+
+
+class OverlapPoint(_Frozen):
+    """The fused step's expert and exchange at one capacity, alone and at once (two streams, one graph)."""
+
+    x: float = Field(ge=0, description="bytes one GPU sends to the others per exchange, (world - 1) x C x token bytes")
+    world: int = Field(ge=2, description="GPUs taking part")
+    expert_rows: int = Field(gt=0, description="rows of the expert call, world x C")
+    transport: str = Field(description="the exchange measured: nccl (all-to-all) or symm-ce (copy engine)")
+    expert_us: float = Field(gt=0, description="the expert alone, median")
+    exchange_us: float = Field(gt=0, description="the exchange alone, median")
+    both_us: float = Field(gt=0, description="both launched together on two streams, median of the slowest rank")
 
 
 class HardwareProfile(_Frozen):
@@ -64,5 +79,11 @@ class HardwareProfile(_Frozen):
     transfer_floor_us: float = Field(default=0.0, ge=0,
                                      description="software time of one transfer step (dispatch, combine, send) "
                                                  "beyond the link latency: launch and synchronisation")
+    exchange_curves: dict[str, list[CurvePoint]] = Field(
+        default_factory=dict, description="the fused step's exchange by transport (nccl, symm, symm-ce), x = bytes "
+                                          "one GPU sends to the others (empty: only alltoall_curve)")
+    overlap_curve: list[OverlapPoint] = Field(default_factory=list,
+                                              description="the fused step's expert and exchange alone and at once, "
+                                                          "by exchange bytes (empty: not measured)")
     derivation: dict[str, str] = Field(default_factory=dict,
                                        description="where each number comes from, by field name")

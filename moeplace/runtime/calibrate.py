@@ -1,9 +1,12 @@
 """Measurements behind `moeplace calibrate`: GEMM and HBM ceilings, the expert curve, transfer curves.
 
     ceilings         bf16 8192^3 matrix product (TFLOP/s), device-to-device copy (TB/s, read + write)
-    expert curve     one expert at the model's dims, tokens -> us, fastest of cuBLAS and split-K, as a graph
+    expert curve     one expert at the model's dims, tokens -> us, fastest of cuBLAS and the small-batch
+                     Triton kernel, as a graph
     transfer curves  among `world` GPUs of this host, bytes per rank -> us (slowest rank, median):
                      nccl-a2a (all_to_all_single), symm (the fused step's exchange), p2p (send/recv pair)
+    overlap          the fused step's expert on world x t rows and its exchange of t rows per peer, alone and
+                     launched together on two streams (how much running at once slows them)
 
 Multi-GPU curves run in spawned processes (one per GPU, NCCL); the results come back through a file.
 """
@@ -25,6 +28,7 @@ dist = torch.distributed
 
 EXPERT_TOKENS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 TRANSFER_TOKENS = (1, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+OVERLAP_TOKENS = (64, 128, 256, 512, 1024, 2048, 4096)
 
 
 def ceilings(device=None) -> dict[str, float]:
@@ -76,8 +80,10 @@ def init_local_group(rank: int, world: int, port: int):
     return dev
 
 
-def transfer_measurements(rank: int, world: int, dev, hidden: int, tokens=TRANSFER_TOKENS, reps: int = 30) -> dict:
-    """Inside an initialized NCCL group: the three transfer curves (every rank must call this together)."""
+def transfer_measurements(rank: int, world: int, dev, hidden: int, tokens=TRANSFER_TOKENS, reps: int = 30,
+                          model: ModelSpec | None = None) -> dict:
+    """Inside an initialized NCCL group: the three transfer curves (every rank must call this together);
+    with `model`, also the expert/exchange overlap (`overlap_measurements`, key "overlap")."""
     from moeplace.runtime.epstep import ce_copies, symm_buffer
 
     tb = hidden * 2
@@ -129,23 +135,88 @@ def transfer_measurements(rank: int, world: int, dev, hidden: int, tokens=TRANSF
             res["p2p"].append({"tokens": t, "bytes": t * tb, "us": round(us, 2)})
     del send, recv
     torch.cuda.empty_cache()
+    if model is not None and world >= 2:
+        res["overlap"] = overlap_measurements(rank, world, dev, model, reps=reps)
     return res
 
 
-def _transfer_worker(rank: int, world: int, port: int, hidden: int, tokens: tuple[int, ...], path: str) -> None:
+def overlap_measurements(rank: int, world: int, dev, model: ModelSpec, tokens=OVERLAP_TOKENS, *, reps: int = 30,
+                         transports=("nccl", "symm-ce"), splitk: bool = True) -> list[dict]:
+    """The fused step's expert on world x t rows and its exchange of t rows per peer, each alone and both
+    launched together (the exchange on a second stream, as `EpStep` overlaps one micro-batch's exchange with
+    another's expert), each as a CUDA graph, slowest rank, median of `reps`, for the transports that overlap
+    (nccl, symm-ce; symm stores from the compute stream and never overlaps; symm-ce is skipped where this
+    build has no symmetric memory). Every rank must call this together."""
+    from moeplace.runtime.epstep import ce_copies, symm_buffer
+    from moeplace.runtime.expertops import tune_expert
+    from moeplace.runtime.experts import seeded_expert
+
+    H, top, bf16 = model.hidden, world * max(tokens), torch.bfloat16
+    ex = seeded_expert(model, 0, rank, seed=0, dtype=bf16, device=dev)
+    send = torch.randn(top, H, device=dev, dtype=bf16)
+    recv = torch.empty_like(send)
+    xin = torch.randn(top, H, device=dev, dtype=bf16)
+    side = torch.cuda.Stream(dev)
+    peers, h, streams = None, None, [torch.cuda.Stream(dev) for _ in range(world)]
+    if "symm-ce" in transports:
+        try:
+            _, h = symm_buffer((top, H), bf16, dev, dist.group.WORLD)
+            peers = [h.get_buffer(p, (top, H), bf16, 0) for p in range(world)]
+        except Exception:  # noqa: BLE001 - no symmetric memory: nccl only
+            peers = None
+    out = []
+    for t in tokens:
+        n = world * t
+        fn = tune_expert(ex, n, try_splitk=splitk).fn
+        for transport in transports:
+            if transport == "symm-ce" and peers is None:
+                continue
+
+            def exchange(t=t, transport=transport):
+                if transport == "nccl":
+                    dist.all_to_all_single(recv[:world * t], send[:world * t])
+                else:
+                    ce_copies([(peers[p][rank * t:(rank + 1) * t], send[p * t:(p + 1) * t]) for p in range(world)],
+                              streams, side)
+                    h.barrier(channel=0)
+
+            def run(with_expert: bool, with_exchange: bool, fn=fn, n=n, exchange=exchange):
+                if not with_exchange:
+                    fn(xin[:n])
+                    return
+                cs = torch.cuda.current_stream()
+                side.wait_stream(cs)
+                with torch.cuda.stream(side):
+                    exchange()
+                if with_expert:
+                    fn(xin[:n])
+                cs.wait_stream(side)
+
+            us = [median(time_collective(graphed(lambda a=a, b=b: run(a, b)), reps=reps))
+                  for a, b in ((True, False), (False, True), (True, True))]
+            out.append({"tokens_per_peer": t, "bytes_per_rank": world * t * H * 2, "expert_rows": n,
+                        "transport": transport, "expert_us": round(us[0], 2), "exchange_us": round(us[1], 2),
+                        "both_us": round(us[2], 2)})
+    return out
+
+
+def _transfer_worker(rank: int, world: int, port: int, hidden: int, tokens: tuple[int, ...], path: str,
+                     model: ModelSpec | None = None) -> None:
     dev = init_local_group(rank, world, port)
-    res = transfer_measurements(rank, world, dev, hidden, tokens)
+    res = transfer_measurements(rank, world, dev, hidden, tokens, model=model)
     if rank == 0:
         Path(path).write_text(json.dumps(res))
     dist.barrier()
     dist.destroy_process_group()
 
 
-def transfer_curves(world: int, hidden: int, tokens=TRANSFER_TOKENS) -> dict:
-    """Spawn `world` processes (one per GPU) and measure the transfer curves; returns their table."""
+def transfer_curves(world: int, hidden: int, tokens=TRANSFER_TOKENS, model: ModelSpec | None = None) -> dict:
+    """Spawn `world` processes (one per GPU) and measure the transfer curves (with `model`, the overlap
+    too); returns their table."""
     import torch.multiprocessing as mp
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "curves.json")
-        mp.spawn(_transfer_worker, args=(world, free_port(), hidden, tuple(tokens), path), nprocs=world, join=True)
+        mp.spawn(_transfer_worker, args=(world, free_port(), hidden, tuple(tokens), path, model), nprocs=world,
+                 join=True)
         return json.loads(Path(path).read_text())

@@ -10,7 +10,7 @@ at most one row to each rank):
               buffer over NVLink (SM stores, lowest latency), then a device barrier
               symm-ce: pack locally, then copy-engine copies into the peers' buffers, one stream per peer
               (no SMs taken from the experts: the better choice with several micro-batches)
-    expert    on all W*C rows (static shape), cuBLAS or the split-K kernel (expertops.tune_expert)
+    expert    on all W*C rows (static shape), cuBLAS or the small-batch Triton kernel (expertops.tune_expert)
     combine   the same way back (nccl, SM stores or copy engine), then one kernel:
               out = x + sum_j gate_j * y[slot_j]
 

@@ -73,6 +73,9 @@ class Measured(_Frozen):
     warmup_steps: int
     steps: int
     capacity_tokens_per_peer: int
+    capacity_rows_per_peer: int | None = Field(
+        default=None, ge=1, description="epstep: C, rows per peer per micro-batch of the [world x C] buffers it "
+                                        "computes and sends whole (None: generic engine, or written before this field)")
     overflow_rows_per_step: float
     layers: list[LayerTime]
     step_us: Spread = Field(description="one whole step through every MoE layer, no barrier inside")

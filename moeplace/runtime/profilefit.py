@@ -5,6 +5,9 @@
     alltoall_curve             the exchange the runtime's fused step uses by default on this many GPUs
                                (`default_transport`), x = bytes one GPU sends to the others, world = GPUs
     p2p_curve                  one NCCL send/recv pair, x = bytes
+    exchange_curves            the fused step's exchange in every transport measured (nccl, symm, symm-ce),
+                               x as for alltoall_curve: what the validation charges for the transport a run used
+    overlap_curve              the fused step's expert and exchange alone and at once (when measured)
     nvlink_latency_us, _gbps   least-squares line through the p2p curve: intercept and 1 / slope
     transfer_floor_us          the all-to-all curve's smallest time minus the NVLink latency
     kernel_overhead_us         the expert's smallest-token time minus its weight-read time at hbm_tbps
@@ -17,7 +20,7 @@ import datetime
 
 import numpy as np
 
-from moeplace.costmodel.profile import CurvePoint, ExpertDims, HardwareProfile
+from moeplace.costmodel.profile import CurvePoint, ExpertDims, HardwareProfile, OverlapPoint
 from moeplace.placement.schema import ModelSpec
 
 DATASHEET_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "B200": 2250.0}
@@ -32,10 +35,11 @@ def _line(xs: list[float], ys: list[float]) -> tuple[float, float]:
 
 def default_transport(world: int, micro_batches: int) -> str:
     """The fused step's transport when none is asked for, by GPU count (measured on 2 and 4 x H200, see
-    benchmarks/RESULTS.md): between 2 GPUs the symmetric-memory exchange beats NCCL's all-to-all at every
-    size (SM stores for one micro-batch, the copy engine for several, which leaves the SMs to the experts);
-    among 4, NCCL's all-to-all wins above a few hundred tokens per peer."""
-    if world == 2:
+    benchmarks/RESULTS.md): among 2 and among 4 GPUs of one NVLink node the symmetric-memory exchange beats
+    NCCL's all-to-all (SM stores for one micro-batch: 166 vs 177 µs at 128 tokens per GPU on 4; the copy
+    engines, one stream per peer, for several, which leaves the SMs to the experts: 1,658 vs 1,902 µs at
+    4096 on 4). Past 4 GPUs nothing was measured and NCCL stays the default."""
+    if world <= 4:
         return "symm" if micro_batches == 1 else "symm-ce"
     return "nccl"
 
@@ -58,14 +62,25 @@ def build_profile(*, name: str, device: str, memory_gb: float, software: dict[st
     exchange = symm_best(curves) if transport == "symm" else curves["nccl-a2a"]
     a2a = [CurvePoint(x=float((world - 1) * p["tokens_per_peer"] * tb), us=p["us"], world=world) for p in exchange]
     p2p = [CurvePoint(x=float(p["bytes"]), us=p["us"]) for p in curves.get("p2p", [])]
+    per = {"nccl": curves.get("nccl-a2a", []), "symm": curves.get("symm", []), "symm-ce": curves.get("symm-ce", [])}
+    exchange_curves = {name: [CurvePoint(x=float((world - 1) * p["tokens_per_peer"] * tb), us=p["us"], world=world)
+                              for p in pts] for name, pts in per.items() if pts}
+    overlap = [OverlapPoint(x=float((world - 1) * p["tokens_per_peer"] * tb), world=world, expert_rows=p["expert_rows"],
+                            transport=p["transport"], expert_us=p["expert_us"], exchange_us=p["exchange_us"],
+                            both_us=p["both_us"]) for p in curves.get("overlap", [])]
     derivation = {
         "bf16_tflops": f"measured: bf16 8192^3 torch.mm, median of 10 ({ceilings['matmul_us']} us)",
         "hbm_tbps": f"measured: 1 GiB device-to-device copy, read + write, median of 10 ({ceilings['copy_us']} us)",
         "expert_curve": "measured: one seeded expert, CUDA graph replays, median of 30, fastest of cuBLAS and "
-                        "the split-K Triton kernel at each size",
+                        "the small-batch Triton kernel at each size",
         "alltoall_curve": f"measured: the fused step's exchange ({transport}{': SM stores or copy engine, the faster' if transport == 'symm' else ''}) "
                           f"among {world} GPUs of one host, as a CUDA graph, x = bytes one GPU sends to the others, "
                           f"slowest rank, median of 30",
+        "exchange_curves": f"measured: the fused step's exchange in each transport among {world} GPUs, as a CUDA "
+                           "graph, x = bytes one GPU sends to the others, slowest rank, median of 30",
+        "overlap_curve": ("measured: the expert on world x t rows and the exchange of t rows per peer, alone and "
+                          "launched together on two streams, as CUDA graphs, slowest rank, median of 30"
+                          if overlap else "not measured"),
         "nic_gbps_per_gpu": f"not measured (one host): from preset {network_from.name!r}",
         "network_latency_us": f"not measured (one host): from preset {network_from.name!r}",
     }
@@ -94,4 +109,5 @@ def build_profile(*, name: str, device: str, memory_gb: float, software: dict[st
                                dtype="bf16"),
         expert_curve=[CurvePoint(x=float(p["tokens"]), us=p["us"]) for p in expert], alltoall_curve=a2a,
         p2p_curve=p2p, peak_bf16_tflops=peak, kernel_overhead_us=round(overhead, 2),
-        transfer_floor_us=round(floor, 2), derivation=derivation)
+        transfer_floor_us=round(floor, 2), exchange_curves=exchange_curves, overlap_curve=overlap,
+        derivation=derivation)

@@ -21,6 +21,7 @@ from moeplace.runtime.engine import Engine, StepClock
 from moeplace.runtime.experts import DTYPES, load_expert, seeded_expert
 from moeplace.runtime.failure import Watchdog
 from moeplace.runtime.identity import Identity, cuda_index
+from moeplace.runtime.profilefit import default_transport
 from moeplace.runtime.run_ep import FusedRun, fused_eligible
 from moeplace.runtime.runner import ExpertRunner
 from moeplace.runtime.schedule import rank_schedule
@@ -227,7 +228,8 @@ def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) ->
                     rows_to_node[node_of[p]] = rows_to_node.get(node_of[p], 0.0) + 2.0 * step.M * step.C
     result = {"layer_us": layer_us, "step_us": step_us, "rows_to_node": rows_to_node, "host": ident.host,
               "local_gpu": ident.entry.local_gpu, "node": ident.entry.node, "overflow": overflow,
-              "engine": state["engine"], "transport": state["transport"]}
+              "engine": state["engine"], "transport": state["transport"],
+              "capacity_rows_per_peer": fused.layers[0].C if fused is not None else None}
     comm.watchdog.arm(manifest.timeouts.collective_s + 30.0, state["where"])
     comm.store.set(f"result/{rank}", json.dumps(result))
     if outputs is not None:
@@ -251,7 +253,8 @@ def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) ->
 
 def _transport(choice: str, manifest: Manifest, comm: Comm, micro_batches: int) -> str:
     """`profilefit.default_transport` inside one node with symmetric memory (agreed by all ranks), else NCCL."""
-    if choice == "nccl" or len(manifest.hosts) > 1 or (choice == "auto" and manifest.world_size > 2):
+    if choice == "nccl" or len(manifest.hosts) > 1 or (choice == "auto" and default_transport(
+            manifest.world_size, micro_batches) == "nccl"):
         return "nccl"
     try:
         import torch.distributed._symmetric_memory as symm_mem
@@ -267,6 +270,4 @@ def _transport(choice: str, manifest: Manifest, comm: Comm, micro_batches: int) 
         return "nccl"
     if choice != "auto":
         return choice
-    from moeplace.runtime.profilefit import default_transport
-
     return default_transport(manifest.world_size, micro_batches)

@@ -115,7 +115,8 @@ def test_profile_fit_from_measurements():
               "symm": [{"tokens_per_peer": t, "us": 20 + t * 0.06} for t in (1, 128, 2048)],
               "symm-ce": [{"tokens_per_peer": t, "us": 30 + t * 0.04} for t in (1, 128, 2048)],
               "p2p": [{"tokens": t, "bytes": t * 14336, "us": 10 + t * 14336 / 400e3} for t in (1, 128, 2048)]}
-    assert [default_transport(2, 1), default_transport(2, 2), default_transport(4, 1)] == ["symm", "symm-ce", "nccl"]
+    assert [default_transport(2, 1), default_transport(2, 2), default_transport(4, 1), default_transport(4, 2),
+            default_transport(8, 2)] == ["symm", "symm-ce", "symm", "symm-ce", "nccl"]
     p = build_profile(name="t", device="NVIDIA H100 80GB HBM3", memory_gb=80, software={},
                       ceilings={"bf16_tflops": 780.0, "hbm_tbps": 3.0, "matmul_us": 1.0, "copy_us": 1.0},
                       model=model, expert=[{"tokens": 128, "us": 40.0}, {"tokens": 2048, "us": 280.0}], curves=curves,
@@ -131,4 +132,9 @@ def test_profile_fit_from_measurements():
                        ceilings={"bf16_tflops": 780.0, "hbm_tbps": 4.0, "matmul_us": 1.0, "copy_us": 1.0},
                        model=model, expert=[{"tokens": 128, "us": 40.0}], curves=curves, world=4,
                        network_from=load_profile("h100-sxm"))
-    assert [(c.x, c.us, c.world) for c in p4.alltoall_curve][0] == (3 * 14336.0, 40.05, 4)
+    assert [(c.x, c.us, c.world) for c in p4.alltoall_curve][0] == (3 * 14336.0, 20.06, 4)  # symm, as at 2
+    p8 = build_profile(name="t", device="NVIDIA H200", memory_gb=141, software={},
+                       ceilings={"bf16_tflops": 780.0, "hbm_tbps": 4.0, "matmul_us": 1.0, "copy_us": 1.0},
+                       model=model, expert=[{"tokens": 128, "us": 40.0}], curves=curves, world=8,
+                       network_from=load_profile("h100-sxm"))
+    assert [(c.x, c.us, c.world) for c in p8.alltoall_curve][0] == (7 * 14336.0, 40.05, 8)  # NCCL past 4 GPUs
