@@ -5,6 +5,12 @@ Step 5    Large-neighbourhood sweeps: for every node, with the two nodes it exch
           free both nodes' experts and re-split them optimally (`window.py`: every split enumerated, scored
           on the exact objective); then local search again.
 Step 6    When a sweep and a descent gain nothing, kick (iterated local search) and keep the better plan.
+Step 7    When the sweeps have converged and time and work remain: cyclic exchanges. Rotate one item each among
+          a node and two of the nodes it exchanges most traffic with (a -> b -> c -> a: a move no two-node
+          window can make, since it changes all three nodes at once), repair the three pairs with exact
+          windows, keep the result if the objective fell; stop after `CYCLE_PATIENCE` tries in a row that
+          gain nothing. Only a run given more work than the sweeps need gets here (the seed converges
+          through step 6 in about 70 s; step 7 then took its objective 0.35% lower by 312 s).
 
 Progress reports the objective, the proven bound and the gap; Ctrl-C stops the search and keeps the best
 plan found. Work is counted deterministically (a window counts as `WINDOW_WORK` evaluations).
@@ -31,6 +37,8 @@ WORK_PER_ITEM = 40  # default work limit: 40 evaluations per item (about 74,000 
 PATIENCE = 3  # stop after this many rounds (sweep, descent, kicks) without improvement
 WINDOW_WORK = 60
 PARTNERS = 2
+CYCLE_PARTNERS = 4  # a cycle's other two nodes: drawn from the node's 4 strongest partners
+CYCLE_PATIENCE = 400  # step 7 stops after this many cycles in a row that gain nothing
 
 
 def window_sweep(inc: Incumbent, problem: Problem, rng: np.random.Generator, deadline: float,
@@ -55,6 +63,49 @@ def window_sweep(inc: Incumbent, problem: Problem, rng: np.random.Generator, dea
     return gain
 
 
+def cycle_exchanges(inc: Incumbent, problem: Problem, rng: np.random.Generator, deadline: float,
+                    work_limit: float, report) -> tuple[int, int]:
+    """Step 7 until the deadline, the work limit or `CYCLE_PATIENCE` failures in a row; (tries, accepted)."""
+    search = inc.search
+    N, gpn = problem.num_nodes, problem.gpus_per_node
+    M = group_matrix(search.aff, search.item_gpu // gpn, N)
+    tries = accepted = failed = 0
+    while time.monotonic() <= deadline and search.evals < work_limit and failed < CYCLE_PATIENCE:
+        tries += 1
+        a = int(rng.integers(N))
+        partners = np.argsort(-M[a], kind="stable")[:CYCLE_PARTNERS]
+        partners = partners[partners != a]
+        if partners.size < 2:
+            break
+        b, c = (int(v) for v in rng.choice(partners, size=2, replace=False))
+        ga, gb, gc = (int(n * gpn + rng.integers(gpn)) for n in (a, b, c))
+        x, y, z = (int(search.gpu_items[g, 0]) for g in (ga, gb, gc))
+        if min(x, y, z) < 0:
+            failed += 1
+            continue
+        delta = search.force_swap(x, y, gb)     # x -> b, y -> a
+        delta += search.force_swap(y, z, gc)    # y -> c, z -> a
+        for _ in range(2):
+            before = search.evals
+            gain = sum(repartition_pair(search, p, q) for p, q in ((a, b), (b, c), (a, c)))
+            search.evals = before + 3 * WINDOW_WORK
+            delta += gain
+            if gain > -1e-9 * max(1.0, inc.objective):
+                break
+        if delta < -1e-9 * max(1.0, inc.objective):
+            inc.objective += delta
+            inc.item_gpu = search.item_gpu.copy()
+            accepted += 1
+            failed = 0
+            M = group_matrix(search.aff, search.item_gpu // gpn, N)
+            report(inc.objective)
+        else:
+            search.reset(inc.item_gpu)
+            failed += 1
+    inc.stop = "converged" if failed >= CYCLE_PATIENCE else inc.stop
+    return tries, accepted
+
+
 @register_solver("lns", "local search + large-neighbourhood search with exact two-node windows (default)",
                  replanning=True)
 def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = None) -> SolveResult:
@@ -72,7 +123,7 @@ def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = N
 
     aff = build_affinity(problem.traffic)
     inc = multi_start(problem, config, hint, aff, rng, deadline, work_limit / 4)
-    sweeps = kicks = accepted = idle = 0
+    sweeps = kicks = accepted = idle = cycles = cycles_accepted = 0
     windows = problem.experts_per_gpu == 1 and config.origin_gpu_I is None
     try:
         while windows and inc.stop != "interrupted" and time.monotonic() <= deadline and \
@@ -91,8 +142,11 @@ def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = N
                 if idle >= PATIENCE:
                     inc.stop = "converged"
                     break
+        if windows and inc.stop == "converged":
+            cycles, cycles_accepted = cycle_exchanges(inc, problem, rng, deadline, work_limit, report)
     except KeyboardInterrupt:
         inc.stop = "interrupted"
+        inc.search.reset(inc.item_gpu)
     if inc.stop != "interrupted" and not windows:
         k, a = iterate_kicks(inc, problem, config, rng, deadline, work_limit)
         kicks, accepted = kicks + k, accepted + a
@@ -102,4 +156,5 @@ def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = N
                        wall_time_s=time.monotonic() - start, work=float(inc.search.evals),
                        stop_reason=stop_reason(inc, deadline, work_limit),
                        details={"best_start": inc.start, "sweeps": sweeps, "kicks": kicks,
-                                "kicks_accepted": accepted, **moves_details(inc, config)})
+                                "kicks_accepted": accepted, "cycles": cycles, "cycles_accepted": cycles_accepted,
+                                **moves_details(inc, config)})
