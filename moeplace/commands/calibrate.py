@@ -20,11 +20,12 @@ from moeplace.fileio import dumps_json, write_text
 @click.option("--name", default=None, help="profile name [default: the GPU's name, lower-case]")
 @click.option("--network-from", "network_from", default="h100-sxm", show_default=True, metavar="PRESET",
               help="profile preset whose network numbers are copied (one host cannot measure a network)")
-@click.option("--no-splitk", is_flag=True, help="time cuBLAS only for the expert curve")
+@click.option("--no-triton", is_flag=True,
+              help="time cuBLAS only for the expert curve (skip the small-batch Triton kernel)")
 @click.option("--force", is_flag=True, help="replace an existing profile file")
 @click.option("--json", "as_json", is_flag=True, help="print the profile as JSON")
 def calibrate(out_path: str, model_ref: str | None, gpus: int | None, name: str | None, network_from: str,
-              no_splitk: bool, force: bool, as_json: bool) -> None:
+              no_triton: bool, force: bool, as_json: bool) -> None:
     """Measure the expert GEMM curve, the GEMM and HBM ceilings and the NVLink transfer curves of this host.
 
     Needs PyTorch with CUDA (pip install 'moeplace[runtime]'). Takes a minute or two.
@@ -57,7 +58,7 @@ def calibrate(out_path: str, model_ref: str | None, gpus: int | None, name: str 
     console.line("measuring GEMM and HBM ceilings ...")
     ceil = cal.ceilings()
     console.line(f"  {ceil['bf16_tflops']} TFLOP/s bf16, {ceil['hbm_tbps']} TB/s copy; expert curve ...")
-    expert = cal.expert_curve(model, splitk=not no_splitk)
+    expert = cal.expert_curve(model, triton=not no_triton)
     curves = {"nccl-a2a": [], "symm": [], "p2p": []}
     if world >= 2:
         console.line(f"  transfer curves among {world} GPUs ...")

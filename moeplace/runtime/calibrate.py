@@ -49,7 +49,7 @@ def ceilings(device=None) -> dict[str, float]:
             "matmul_us": round(t_mm, 1), "copy_us": round(t_cp, 1)}
 
 
-def expert_curve(model: ModelSpec, tokens=EXPERT_TOKENS, *, seed: int = 0, splitk: bool = True) -> list[dict]:
+def expert_curve(model: ModelSpec, tokens=EXPERT_TOKENS, *, seed: int = 0, triton: bool = True) -> list[dict]:
     """[{tokens, us, impl, tried}] for one seeded expert of `model` in bf16 on the current device."""
     from moeplace.runtime.expertops import tune_expert
     from moeplace.runtime.experts import seeded_expert
@@ -58,7 +58,7 @@ def expert_curve(model: ModelSpec, tokens=EXPERT_TOKENS, *, seed: int = 0, split
     ex = seeded_expert(model, 0, 0, seed=seed, dtype=torch.bfloat16, device=dev)
     out = []
     for n in tokens:
-        c = tune_expert(ex, n, try_splitk=splitk)
+        c = tune_expert(ex, n, try_triton=triton)
         out.append({"tokens": n, "us": c.us, "impl": c.name, "tried": c.tried})
     return out
 
@@ -141,7 +141,7 @@ def transfer_measurements(rank: int, world: int, dev, hidden: int, tokens=TRANSF
 
 
 def overlap_measurements(rank: int, world: int, dev, model: ModelSpec, tokens=OVERLAP_TOKENS, *, reps: int = 30,
-                         transports=("nccl", "symm-ce"), splitk: bool = True) -> list[dict]:
+                         transports=("nccl", "symm-ce"), triton: bool = True) -> list[dict]:
     """The fused step's expert on world x t rows and its exchange of t rows per peer, each alone and both
     launched together (the exchange on a second stream, as `EpStep` overlaps one micro-batch's exchange with
     another's expert), each as a CUDA graph, slowest rank, median of `reps`, for the transports that overlap
@@ -167,7 +167,7 @@ def overlap_measurements(rank: int, world: int, dev, model: ModelSpec, tokens=OV
     out = []
     for t in tokens:
         n = world * t
-        fn = tune_expert(ex, n, try_splitk=splitk).fn
+        fn = tune_expert(ex, n, try_triton=triton).fn
         for transport in transports:
             if transport == "symm-ce" and peers is None:
                 continue

@@ -27,36 +27,50 @@ class Choice:
     tried: dict[str, float]
 
 
-def graph_time_us(fn: Callable, x, *, reps: int = 30, warm: int = 3) -> float:
-    """Median microseconds of `fn(x)` replayed as a CUDA graph (rotating nothing: weights dominate)."""
+def _captured(fns: list[Callable], x, warm: int):
+    """One CUDA graph of `fns` applied to x in turn, after `warm` eager rounds on a side stream, replayed
+    `warm` times."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         for _ in range(warm):
-            fn(x)
+            for fn in fns:
+                fn(x)
     torch.cuda.current_stream().wait_stream(side)
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
-        fn(x)
+        for fn in fns:
+            fn(x)
     for _ in range(warm):
         g.replay()
+    return g
+
+
+def _median_us(g, samples: int, replays: int, calls: int) -> float:
+    """Median over `samples` of the event-timed microseconds of `replays` back-to-back replays, per call."""
     times = []
-    for _ in range(reps):
+    for _ in range(samples):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
-        g.replay()
+        for _ in range(replays):
+            g.replay()
         b.record()
         b.synchronize()
-        times.append(a.elapsed_time(b) * 1e3)
+        times.append(a.elapsed_time(b) * 1e3 / (replays * calls))
     times.sort()
     return times[len(times) // 2]
+
+
+def graph_time_us(fn: Callable, x, *, reps: int = 30, warm: int = 3) -> float:
+    """Median microseconds of `fn(x)` replayed alone as a CUDA graph (rotating nothing: weights dominate)."""
+    return _median_us(_captured([fn], x, warm), reps, 1, 1)
 
 
 def _rel_diff(out, reference, ref_norm: float) -> float:
     return float(torch.linalg.vector_norm(out.float() - reference)) / max(ref_norm, 1e-30)
 
 
-def tune_expert(expert: Expert, n: int, *, max_tokens: int | None = None, try_splitk: bool = True) -> Choice:
+def tune_expert(expert: Expert, n: int, *, max_tokens: int | None = None, try_triton: bool = True) -> Choice:
     """Fastest implementation of `expert` at exactly n tokens on this device.
 
     The Triton kernel's two GEMMs are tuned separately (each config timed alone as a graph, the best up and
@@ -88,7 +102,7 @@ def tune_expert(expert: Expert, n: int, *, max_tokens: int | None = None, try_sp
             best = (t, name, fn)
 
     consider("cublas", expert)
-    if try_splitk and expert.activation == "swiglu" and kernels.available() and n <= TRITON_MAX_TOKENS:
+    if try_triton and expert.activation == "swiglu" and kernels.available() and n <= TRITON_MAX_TOKENS:
         cap = max(n, max_tokens or n)
         fn = _tuned_triton(expert, n, cap, x, tried)
         if fn is not None:
@@ -135,26 +149,4 @@ def pipelined_time_us(fns: list[Callable], x, *, replays: int = 20, warm: int = 
     between two events: the kernels' own time, without the host's graph-launch latency that a lone replay
     on an idle GPU shows (10-16 µs on H200), and with every fn on its own weights, so that the set of weights
     (4 x 88 MB for the seed) is larger than L2 and no call finds its weights cached."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for fn in fns:
-            fn(x)
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for fn in fns:
-            fn(x)
-    for _ in range(warm):
-        g.replay()
-    times = []
-    for _ in range(5):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(replays):
-            g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1e3 / (replays * len(fns)))
-    times.sort()
-    return times[len(times) // 2]
+    return _median_us(_captured(fns, x, warm), 5, replays, len(fns))
