@@ -122,7 +122,8 @@ if triton is not None:
                          K_PER_SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                          BLOCK_K: tl.constexpr, GATED: tl.constexpr, DIRECT: tl.constexpr):
         """As `_gemm_kernel`, with the weights [N (x 2), K] read by the Hopper tensor-memory accelerator
-        (bulk asynchronous copies of BLOCK_N x BLOCK_K boxes through a host-built descriptor)."""
+        (bulk asynchronous copies of BLOCK_N x BLOCK_K boxes through a host-built descriptor). A separate
+        kernel on purpose: one kernel with constexpr TMA and SWAP switches measured 8-15% slower on H200."""
         pid_m = tl.program_id(0)
         pid_n = tl.program_id(1)
         pid_k = tl.program_id(2)
