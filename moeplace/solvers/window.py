@@ -124,10 +124,14 @@ def repartition_pair(search, a: int, b: int) -> float:
         keys = [k for k in high if len(k) == d]
         by_degree[d] = (np.asarray(keys, dtype=np.int64), np.asarray([high[k] for k in keys]))
 
+    cubic_JL = cubic.reshape(n_free, -1)
+    used = np.flatnonzero(np.any(cubic_JL != 0.0, axis=0))       # (j, l) pairs with a cubic term
+    cubic_used, used_j, used_l = cubic_JL[:, used], used // n_free, used % n_free
+
     def score_of(X: np.ndarray) -> np.ndarray:
         out = X @ lin + ((X @ quad) * X).sum(axis=1)
-        pairs = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
-        out += ((X @ cubic.reshape(n_free, -1)) * pairs).sum(axis=1)
+        if used.size:
+            out += ((X @ cubic_used) * (X[:, used_j] * X[:, used_l])).sum(axis=1)
         for cols, vals in by_degree.values():
             prod = X[:, cols[:, 0]]
             for j in range(1, cols.shape[1]):
