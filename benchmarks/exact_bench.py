@@ -21,7 +21,7 @@ import numpy as np
 
 from moeplace.placement.builder import build_problem
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.placement.synth import synthesize
+from moeplace.traces.synth import synthesize
 from moeplace.solvers import SolveConfig, solve
 from moeplace.solvers.bounds import combinatorial_bound
 from moeplace.solvers.lp_bound import window_bound

@@ -54,8 +54,8 @@ from moeplace.placement.builder import build_fabric, build_problem  # noqa: E402
 from moeplace.placement.cost import evaluate  # noqa: E402
 from moeplace.placement.presets import load_cluster, load_model  # noqa: E402
 from moeplace.placement.problem import Problem  # noqa: E402
-from moeplace.placement.stats import RoutingStats  # noqa: E402
-from moeplace.placement.synth import synthesize  # noqa: E402
+from moeplace.traces.stats import RoutingStats  # noqa: E402
+from moeplace.traces.synth import synthesize  # noqa: E402
 from moeplace.placement.validate import violations  # noqa: E402
 from moeplace.solvers import SolveConfig, available_solvers, solve  # noqa: E402
 from moeplace.solvers.bounds import combinatorial_bound  # noqa: E402

@@ -110,7 +110,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.cpus:
         os.sched_setaffinity(0, {int(x) for x in args.cpus.split(",")})
-    from moeplace.placement.stats import RoutingStats
+    from moeplace.traces.stats import RoutingStats
     from moeplace.traces.read import ReadOptions, read_stats
     from moeplace.traces.stream import default_jobs
 

@@ -49,7 +49,7 @@ def main() -> None:
     from moeplace.solvers import SolveConfig, solve
     from moeplace.topologies.routing import link_loads
     from moeplace.topologies.summary import bisection_gbps
-    from moeplace.topologies.transfers import problem_gpu_traffic
+    from moeplace.placement.gputraffic import problem_gpu_traffic
 
     seed = load_cluster("seed")
     rows: list[tuple[str, float, float, str]] = []

@@ -4,4 +4,6 @@ The planning library never prints and never imports rich or torch; the CLI (`moe
 layer over it and `moeplace.console` owns all terminal output.
 """
 
-__version__ = "0.1.0"
+from moeplace.version import __version__
+
+__all__ = ["__version__"]

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from moeplace import __version__
+from moeplace.version import __version__
 from moeplace.errors import InputError
 
 COMMANDS = (

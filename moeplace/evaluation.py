@@ -18,7 +18,7 @@ from moeplace.placement.builder import build_problem, load_stats
 from moeplace.placement.metrics import placement_metrics
 from moeplace.placement.plan import Plan, load_plan
 from moeplace.placement.problem import Problem
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.placement.validate import violations
 from moeplace.topologies.base import TIER_KEYS, TierCosts
 
@@ -61,7 +61,7 @@ def plan_statistics(plan: Plan, path: Path, stats_ref: str | None = None,
 
 def load_plan_problem(plan_path: str | Path, *, stats_ref: str | None = None,
                       trace_ref: str | None = None) -> PlanProblem:
-    from moeplace.topologies.resolve import rebuild_fabric
+    from moeplace.placement.fabric import rebuild_fabric
 
     path = resolve_plan_path(plan_path)
     plan = load_plan(path)

@@ -8,6 +8,7 @@ into place by `atomic_dir`, so that an error never leaves a half-written plan be
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -51,6 +52,15 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"top level must be a table/object, got {type(data).__name__}", source=str(p))
     return data
+
+
+def file_digest(path: str | Path) -> str:
+    """The sha256 of a file's bytes, hex, read in 1 MiB chunks (the digest plans and manifests record)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -181,7 +181,7 @@ def route(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, s
 @click.option("--json", "as_json", is_flag=True, help="print the loads as JSON")
 def loads(plan_path, stats_ref, routing, rate, top, as_json) -> None:
     """Route a plan's traffic over its fabric: busiest links, NIC and NVLink bytes per token."""
-    from moeplace.topologies.planloads import plan_link_loads
+    from moeplace.costmodel.linkloads import plan_link_loads
 
     r = plan_link_loads(plan_path, stats_ref=stats_ref, routing=routing, rate=rate, top=top)
     if as_json:

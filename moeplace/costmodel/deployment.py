@@ -22,7 +22,7 @@ import numpy as np
 from moeplace.costmodel.profile import HardwareProfile
 from moeplace.errors import InputError
 from moeplace.placement.problem import Problem
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 
 Phase = Literal["decode", "prefill"]
 

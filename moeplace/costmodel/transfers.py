@@ -32,7 +32,7 @@ import numpy as np
 from moeplace.placement.cost import home_tier_dist, tier_counts
 from moeplace.placement.flows import build_traffic
 from moeplace.placement.problem import Problem
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.placement.traffic import HOME, PAD, Traffic
 from moeplace.topologies.base import NUM_TIERS, TIER_LEAF, TIER_NVLINK
 

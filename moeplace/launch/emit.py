@@ -13,7 +13,7 @@ from moeplace.fileio import atomic_dir
 from moeplace.launch.layout import with_hosts
 from moeplace.launch.options import EmitOptions
 from moeplace.launch.render import LaunchFiles, render_launch, write_launch
-from moeplace.placement.builder import file_digest
+from moeplace.fileio import file_digest
 from moeplace.placement.plan import Plan, load_plan
 
 

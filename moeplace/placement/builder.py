@@ -5,32 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from moeplace.errors import InputError
+from moeplace.fileio import file_digest
+from moeplace.placement.fabric import resolve_fabric
 from moeplace.placement.flows import build_traffic
 from moeplace.placement.problem import Problem
 from moeplace.placement.schema import ClusterSpec, ModelSpec
-from moeplace.placement.stats import RoutingStats
-from moeplace.placement.synth import synthesize
-from moeplace.topologies.base import Fabric, TierCosts, default_hosts
-
-
-def cluster_hosts(cluster: ClusterSpec) -> tuple[str, ...]:
-    if cluster.hosts is None:
-        return default_hosts(cluster.num_nodes)
-    from moeplace.topologies.hostlist import expand_hostlist
-
-    hosts = tuple(expand_hostlist(cluster.hosts))
-    if len(hosts) != cluster.num_nodes:
-        raise InputError(f"hostlist {cluster.hosts!r} names {len(hosts)} hosts, the cluster has "
-                         f"{cluster.num_nodes} nodes", field="hosts")
-    return hosts
+from moeplace.traces.stats import RoutingStats
+from moeplace.traces.synth import synthesize
+from moeplace.topologies.base import Fabric, TierCosts
 
 
 def build_fabric(cluster: ClusterSpec, topology: str | None = None) -> Fabric:
     """The fabric `--topology` names: fat-tree, dragonfly+ (the generators, with the cluster's topology
     parameters when it is that kind), a generator .toml/.json, a Slurm topology.conf, ibnetdiscover output or
-    a host list (see `moeplace.topologies.resolve`); None: the cluster's own topology."""
-    from moeplace.topologies.resolve import resolve_fabric
-
+    a host list (see `moeplace.placement.fabric`); None: the cluster's own topology."""
     return resolve_fabric(cluster, topology)
 
 
@@ -44,10 +32,10 @@ def default_tier_costs(cluster: ClusterSpec, fabric: Fabric | None = None) -> Ti
     """Hop-bytes normalised to one leaf crossing: a network tier costs the mean links of its node pairs / 2
     (fat-tree leaf 2 links = 1.0, pod 4 = 2.0, core 6 = 3.0; Dragonfly+ group 4 = 2.0, global 5 = 2.5), and
     NVLink the per-GPU network bandwidth over the NVLink bandwidth."""
-    costs = TierCosts.default(cluster.nic_gbytes_per_gpu, cluster.gpu.nvlink_gbps)
+    nvlink = round(cluster.nic_gbytes_per_gpu / cluster.gpu.nvlink_gbps, 6)
+    values = [0.0, nvlink, 1.0, 2.0, 3.0]
     if fabric is None:
-        return costs
-    values = list(costs.cost_T)
+        return TierCosts(tuple(values))
     hops = fabric.node_hops_NN
     for tier in range(2, len(values)):
         mask = fabric.node_tier_NN == tier
@@ -83,16 +71,6 @@ def build_problem(model: ModelSpec, cluster: ClusterSpec, stats: RoutingStats, *
                    balance_per_layer=balance_per_layer, item_base_I=item_base, item_replica_I=item_replica)
 
 
-def file_digest(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_stats(ref: str | None, model: ModelSpec, *, seed: int = 0, synth: dict | None = None) -> RoutingStats:
     """Statistics for planning: a moeplace statistics `.npz`, any trace moeplace reads (`topk` arrays, JSON
     lines, SGLang dumps, TensorRT-LLM statistics; see moeplace.traces.read), or the synthetic default.
@@ -102,8 +80,8 @@ def load_stats(ref: str | None, model: ModelSpec, *, seed: int = 0, synth: dict 
     """
     from pathlib import Path
 
-    from moeplace.placement.synth import synthesize
-    from moeplace.placement.trace import check_topk, read_topk
+    from moeplace.traces.synth import synthesize
+    from moeplace.traces.topk import check_topk, read_topk
     from moeplace.traces.read import ReadOptions, detect_format, read_stats
 
     if ref is None:

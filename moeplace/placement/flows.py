@@ -13,7 +13,7 @@ import numpy as np
 
 from moeplace.errors import InputError
 from moeplace.placement.schema import ModelSpec
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.placement.traffic import HOME, PAD, Traffic, aggregate
 
 

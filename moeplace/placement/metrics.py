@@ -22,7 +22,7 @@ import numpy as np
 
 from moeplace.placement.cost import evaluate
 from moeplace.placement.problem import Problem
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import numpy as np
 
 from moeplace.errors import InputError
 from moeplace.launch.manifest import Manifest
-from moeplace.placement.synth import synthesize_paths
-from moeplace.placement.trace import check_topk, read_topk
+from moeplace.traces.synth import synthesize_paths
+from moeplace.traces.topk import check_topk, read_topk
 
 SYNTH_KNOBS = ("skew", "coact", "affinity", "cluster_size")
 

@@ -37,9 +37,10 @@ TIER_KEYS = ("same_gpu", "nvlink", "leaf", "pod", "core")
 class TierCosts:
     """Cost of one byte at each tier, in leaf-byte equivalents (a byte through one leaf switch costs 1).
 
-    The default is hop-bytes normalised to one leaf crossing (host-leaf-host = 2 links = 1.0; via a pod
-    spine 4 links = 2.0; via the core 6 links = 3.0), and NVLink costs the ratio of the per-GPU network
-    bandwidth to the NVLink bandwidth, so that a byte kept inside a node is cheap but not free.
+    The default (`moeplace.placement.builder.default_tier_costs`) is hop-bytes normalised to one leaf
+    crossing (host-leaf-host = 2 links = 1.0; via a pod spine 4 links = 2.0; via the core 6 links = 3.0),
+    and NVLink costs the ratio of the per-GPU network bandwidth to the NVLink bandwidth, so that a byte
+    kept inside a node is cheap but not free.
     """
 
     cost_T: tuple[float, ...]
@@ -51,11 +52,6 @@ class TierCosts:
             raise ValueError(f"tier costs must not decrease up the ladder, got {list(self.cost_T)}")
         if self.cost_T[0] != 0.0:
             raise ValueError("a same-GPU transfer costs 0")
-
-    @classmethod
-    def default(cls, nic_gbytes_per_gpu: float, nvlink_gbytes: float) -> TierCosts:
-        nv = round(nic_gbytes_per_gpu / nvlink_gbytes, 6)
-        return cls((0.0, nv, 1.0, 2.0, 3.0))
 
     def with_overrides(self, **named: float) -> TierCosts:
         costs = list(self.cost_T)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from moeplace import __version__
+from moeplace.version import __version__
 from moeplace.errors import InputError
 from moeplace.topologies.base import Fabric
 from moeplace.topologies.hostlist import compress_hostlist, expand_hostlist

@@ -1,6 +1,5 @@
-"""Routing traces: readers for the formats engines write, streaming aggregation into `RoutingStats`,
-the measures `moeplace stats show` reports, and synthesis calibrated to a real trace.
+"""Routing traces: `RoutingStats` and its `.npz` format, readers for the formats engines write, streaming
+aggregation, the measures `moeplace stats show` reports, and synthesis (plain and calibrated to a trace).
 
-Kept import-free so that `moeplace.placement.stats` can use the counting kernels without a cycle;
-the front door is `moeplace.traces.read.read_stats`.
+The front door is `moeplace.traces.read.read_stats`.
 """

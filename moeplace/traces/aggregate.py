@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from moeplace.placement.stats import PARTS, RoutingStats, bottom_k
+from moeplace.traces.stats import PARTS, RoutingStats, bottom_k
 from moeplace.traces.kernels import Counts, add_into, count_layer_rows, count_paths, zero_counts
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 
 
 def check_counts(name: str, arr: np.ndarray, src: str) -> np.ndarray:

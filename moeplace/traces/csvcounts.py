@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.placement.stats import PARTS, RoutingStats
+from moeplace.traces.stats import PARTS, RoutingStats
 from moeplace.traces.counts import stats_from_counts
 
 LONG_COLUMNS = ("kind", "layer", "expert", "other", "count")

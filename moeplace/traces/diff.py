@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces.measures import Measures, measure
 
 

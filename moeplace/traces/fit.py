@@ -6,7 +6,7 @@ A profile is what `moeplace stats show` measures, per layer (moeplace.traces.mea
 1. Depth: each profile is a function of relative depth; it is interpolated linearly from the source's
    layers (positions 0..1) to the target's, then scaled so that its mean over layers equals the source's
    (interpolation alone would move the mean by a few percent).
-2. Knobs: the generator (moeplace.placement.synth) is run with per-layer knobs, its statistics are
+2. Knobs: the generator (moeplace.traces.synth) is run with per-layer knobs, its statistics are
    measured with the very same code, and each knob is scaled by target / measured for its layer:
    skew_l for load_cv_l, coact_l for coact_lift_l, affinity_l for affinity_lift_(l-1). The
    random streams are the same in every round (one seed), so the measures move smoothly with the knobs.
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moeplace.placement.stats import RoutingStats
-from moeplace.placement.synth import DEFAULT_AFFINITY, DEFAULT_COACT, DEFAULT_TOKENS, synthesize, synthesize_paths
+from moeplace.traces.stats import RoutingStats
+from moeplace.traces.synth import DEFAULT_AFFINITY, DEFAULT_COACT, DEFAULT_TOKENS, synthesize, synthesize_paths
 from moeplace.traces.measures import measure
 from moeplace.traces.profile import Profile
 

@@ -14,7 +14,7 @@ import io
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 
 MAX_PANELS = 8
 

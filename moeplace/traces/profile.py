@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from moeplace.errors import InputError
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces.measures import measure
 
 PROFILE_FORMAT = 1

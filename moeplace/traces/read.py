@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.placement.stats import RoutingStats
+from moeplace.fileio import file_digest
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces.stream import DEFAULT_CHUNK_BYTES, DEFAULT_WINDOW_BYTES
 
 
@@ -181,8 +182,6 @@ def _topk(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
 
 
 def _stats(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
-    from moeplace.placement.builder import file_digest
-
     s = RoutingStats.load(p)
     prov = dict(s.provenance)
     prov.setdefault("source", "statistics")

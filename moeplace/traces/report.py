@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces.diff import Diff
 from moeplace.traces.measures import Measures
 

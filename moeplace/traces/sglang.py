@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces.aggregate import Accumulator
 from moeplace.traces.arrays import add_rows
 from moeplace.traces.counts import check_counts, stats_from_counts

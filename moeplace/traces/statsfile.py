@@ -17,7 +17,7 @@ import numpy as np
 
 from moeplace.errors import InputError
 from moeplace.fileio import write_bytes
-from moeplace.placement.stats import FORMAT_VERSION, PARTS, REQUIRED_KEYS, SUPPORTED_VERSIONS, RoutingStats, bottom_k
+from moeplace.traces.stats import FORMAT_VERSION, PARTS, REQUIRED_KEYS, SUPPORTED_VERSIONS, RoutingStats, bottom_k
 
 
 def stats_arrays(s: RoutingStats) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from moeplace.errors import InputError
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces.aggregate import Accumulator
 from moeplace.traces.join import Records, close, group, split_stale
 from moeplace.traces.jsonl import (

@@ -10,7 +10,7 @@ from moeplace.placement.builder import build_fabric, default_tier_costs
 from moeplace.placement.flows import build_traffic
 from moeplace.placement.problem import Problem
 from moeplace.placement.schema import ClusterSpec, GpuSpec, ModelSpec
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 
 GPU = GpuSpec(name="test GPU", memory_gb=10, bf16_tflops=200, hbm_tbps=1.0, nvlink_gbps=100)
 

@@ -12,7 +12,7 @@ from moeplace.placement.builder import build_fabric, default_tier_costs
 from moeplace.placement.flows import build_traffic
 from moeplace.placement.presets import load_cluster, load_model
 from moeplace.placement.problem import Problem
-from moeplace.placement.synth import synthesize
+from moeplace.traces.synth import synthesize
 from tests.costmodel import cases
 
 GB = 1e9

@@ -11,7 +11,7 @@ from moeplace.costmodel.deployment import Options, Workload
 from moeplace.costmodel.links import link_view
 from moeplace.costmodel.model import predict, prepare
 from moeplace.costmodel.transfers import Transfers
-from moeplace.placement.synth import synthesize
+from moeplace.traces.synth import synthesize
 from tests.costmodel import cases
 
 WORKLOADS = [Workload("decode", 1, 256), Workload("decode", 8, 256), Workload("decode", 64, 1024),

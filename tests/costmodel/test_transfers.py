@@ -7,7 +7,7 @@ import pytest
 
 from moeplace.costmodel.transfers import chain_with_attention, flow_transfers, tp_allreduce_transfers
 from moeplace.placement.cost import evaluate
-from moeplace.placement.synth import synthesize
+from moeplace.traces.synth import synthesize
 from moeplace.topologies.base import TIER_LEAF, TIER_NVLINK
 from tests.costmodel import cases
 

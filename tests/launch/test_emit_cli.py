@@ -79,7 +79,7 @@ def test_emit_records_the_plans_trace_relative_to_the_directory(tmp_path, capsys
     trace = tmp_path / "data" / "trace.npz"
     trace.parent.mkdir()
     np.savez(trace, topk=np.zeros((4, 2, 2), dtype=np.int32))
-    from moeplace.placement.builder import file_digest
+    from moeplace.fileio import file_digest
 
     plan = make_plan(hosts=["n1"], gpus_per_node=8, rank_items={r: [divmod(r, 4)] for r in range(8)},
                      provenance={"source": "trace", "file": "trace.npz", "sha256": file_digest(str(trace))})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from moeplace.placement.builder import build_problem
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.placement.synth import synthesize
+from moeplace.traces.synth import synthesize
 from moeplace.topologies.base import TierCosts
 
 

@@ -9,7 +9,7 @@ from moeplace.peers.eplb import balanced_packing, eplb_style, token_load_I
 from moeplace.peers.simple import layer_major
 from moeplace.placement.builder import build_problem
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.placement.synth import synthesize
+from moeplace.traces.synth import synthesize
 from tests.peers.problems import small_problem
 
 

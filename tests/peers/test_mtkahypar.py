@@ -10,7 +10,7 @@ from moeplace.peers.mtkahypar import domains, restrict
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import evaluate
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from tests.peers.problems import small_problem
 
 

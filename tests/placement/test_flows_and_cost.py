@@ -9,7 +9,7 @@ import pytest
 
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import evaluate
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.topologies.base import TierCosts
 from tests.conftest import paths
 

@@ -5,7 +5,7 @@ import pytest
 
 from moeplace.placement.builder import build_problem
 from moeplace.placement.metrics import placement_metrics
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.topologies.base import TierCosts
 from tests.conftest import paths
 

@@ -7,7 +7,7 @@ from moeplace.errors import InputError
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import evaluate
 from moeplace.placement.replication import choose_copies, expand_traffic, item_table
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.topologies.base import TierCosts
 from tests.conftest import paths
 

@@ -8,7 +8,7 @@ import pytest
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import objective
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.placement.synth import synthesize
+from moeplace.traces.synth import synthesize
 from moeplace.solvers import SolveConfig, solve
 from moeplace.solvers.affinity import build_affinity
 from moeplace.solvers.search import LocalSearch

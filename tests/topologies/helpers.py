@@ -5,7 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from moeplace.placement.schema import DragonflyPlusSpec, FatTreeSpec
+from moeplace.topologies.specs import DragonflyPlusSpec, FatTreeSpec
 from moeplace.topologies.dragonfly import dragonfly_plus
 from moeplace.topologies.fattree import fat_tree
 from tests.conftest import REPO

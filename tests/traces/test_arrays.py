@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces import arrays
 from moeplace.traces.read import ReadOptions, read_stats
 from tests.traces.helpers import FLAME_NPZ, assert_error, assert_same_counts, flame_topk, run

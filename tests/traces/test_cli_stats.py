@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from tests.conftest import REPO, shared_routing_dir
 from tests.traces.helpers import DATA, FLAME_JSONL, FLAME_NPZ, assert_error, assert_same_counts, run
 

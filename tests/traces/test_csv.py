@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces.csvcounts import to_csv
 from moeplace.traces.read import read_stats
 from tests.traces.helpers import DATA, assert_error, flame_topk, run

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from moeplace.placement.stats import RoutingStats
-from moeplace.placement.synth import synthesize
+from moeplace.traces.stats import RoutingStats
+from moeplace.traces.synth import synthesize
 from moeplace.traces.measures import load_measures, measure
 from tests.traces.helpers import FLAME_NPZ
 

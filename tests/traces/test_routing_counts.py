@@ -25,7 +25,7 @@ def test_rank_pairs_cannot_plan(tmp_path, capsys):
     code, _, err = run(["stats", "build", str(DATA / "olmoe" / "mixtral-8x7b-v0.1_c4.npz"), "-o",
                         str(tmp_path / "m.npz")], capsys)
     assert code == 0, err
-    from moeplace.placement.stats import RoutingStats
+    from moeplace.traces.stats import RoutingStats
 
     s = RoutingStats.load(tmp_path / "m.npz")
     assert s.trans_pairing == "rank" and s.measured == ("load", "trans")

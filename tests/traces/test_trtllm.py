@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces.read import read_stats
 from tests.data.routing.make_samples import write_safetensors
 from tests.traces.helpers import DATA, assert_error, assert_same_counts, flame_sequence, flame_topk, run

@@ -128,7 +128,7 @@ def csv_samples(topk: np.ndarray, layers: np.ndarray) -> None:
     import sys
 
     sys.path.insert(0, str(HERE.parents[2]))
-    from moeplace.placement.stats import RoutingStats
+    from moeplace.traces.stats import RoutingStats
     from moeplace.traces.csvcounts import to_csv
 
     out = HERE / "csv"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from moeplace.placement.synth import synthesize, synthesize_paths
+from moeplace.traces.synth import synthesize, synthesize_paths
 
 
 def test_default_sample_is_unchanged_by_the_option():

@@ -21,12 +21,14 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from moeplace.errors import InputError
-from moeplace.fileio import load_mapping
-from moeplace.placement.schema import ClusterSpec, DragonflyPlusSpec, FatTreeSpec, TopologySpec
-from moeplace.topologies.base import DRAGONFLY_LABELS, Fabric
+from moeplace.fileio import file_digest, load_mapping
+from moeplace.placement.schema import ClusterSpec
+from moeplace.topologies.base import DRAGONFLY_LABELS, Fabric, default_hosts
 from moeplace.topologies.dragonfly import dragonfly_plus, dragonfly_wiring
 from moeplace.topologies.fattree import fat_tree, fat_tree_wiring
+from moeplace.topologies.hostlist import expand_hostlist
 from moeplace.topologies.imports import Imported
+from moeplace.topologies.specs import DragonflyPlusSpec, FatTreeSpec, TopologySpec
 
 GENERATORS = {"fat-tree": FatTreeSpec, "dragonfly+": DragonflyPlusSpec}
 ALIASES = {"fattree": "fat-tree", "dragonfly-plus": "dragonfly+", "dragonflyplus": "dragonfly+", "df+": "dragonfly+"}
@@ -35,9 +37,13 @@ KNOWN = "fat-tree, dragonfly+, or a file: generator .toml/.json, Slurm topology.
 
 
 def cluster_hosts(cluster: ClusterSpec) -> tuple[str, ...]:
-    from moeplace.placement.builder import cluster_hosts as hosts_of
-
-    return hosts_of(cluster)
+    if cluster.hosts is None:
+        return default_hosts(cluster.num_nodes)
+    hosts = tuple(expand_hostlist(cluster.hosts))
+    if len(hosts) != cluster.num_nodes:
+        raise InputError(f"hostlist {cluster.hosts!r} names {len(hosts)} hosts, the cluster has "
+                         f"{cluster.num_nodes} nodes", field="hosts")
+    return hosts
 
 
 def generate(cluster: ClusterSpec, spec: FatTreeSpec | DragonflyPlusSpec,
@@ -113,7 +119,7 @@ def read_imported(cluster: ClusterSpec, path: Path) -> Imported:
 def fabric_from_file(cluster: ClusterSpec, path: Path) -> Fabric:
     if path.suffix.lower() in (".toml", ".json"):
         fabric = generate(cluster, load_generator_spec(path))
-        return _with_params(fabric, file=path.name, path=str(path), sha256=_sha256(path))
+        return _with_params(fabric, file=path.name, path=str(path), sha256=file_digest(path))
     imp = read_imported(cluster, path)
     fabric = imp.fabric(choose_hosts(cluster, imp.hosts, str(path)), cluster.gpus_per_node)
     _check_nics(cluster, fabric, str(path))
@@ -173,7 +179,7 @@ def find_recorded_file(params: dict, search_dirs: tuple[Path, ...]) -> Path:
     changed = None
     for c in candidates:
         if c.is_file():
-            if _sha256(c) == params.get("sha256"):
+            if file_digest(c) == params.get("sha256"):
                 return c
             changed = c
     if changed is not None:
@@ -182,10 +188,6 @@ def find_recorded_file(params: dict, search_dirs: tuple[Path, ...]) -> Path:
     digest = str(params.get("sha256"))[:12]
     raise InputError(f"the plan was made on topology file {recorded.name} (sha256 {digest}...), not found at "
                      f"{recorded} or beside the plan", source="topology")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _with_params(fabric: Fabric, **extra) -> Fabric:

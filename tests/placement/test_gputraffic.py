@@ -10,11 +10,11 @@ from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import evaluate
 from moeplace.placement.presets import load_cluster
 from moeplace.placement.problem import Problem
-from moeplace.placement.synth import synthesize
+from moeplace.traces.synth import synthesize
 from moeplace.placement.traffic import HOME, PAD, Traffic
 from moeplace.topologies.base import TierCosts
 from moeplace.topologies.routing import link_loads
-from moeplace.topologies.transfers import bytes_by_tier, problem_gpu_traffic
+from moeplace.placement.gputraffic import bytes_by_tier, problem_gpu_traffic
 
 
 @pytest.fixture

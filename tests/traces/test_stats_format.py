@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from moeplace.errors import InputError
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces.read import ReadOptions, read_stats
 from tests.traces.helpers import FLAME_JSONL, FLAME_NPZ, assert_same_counts, flame_sequence, flame_topk
 

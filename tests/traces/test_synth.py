@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from moeplace.errors import InputError
-from moeplace.placement.synth import synthesize, synthesize_paths
+from moeplace.traces.synth import synthesize, synthesize_paths
 from moeplace.traces.measures import measure
 
 # synthesize_paths(3, 8, 2, num_tokens=5, seed=1) of the generator before per-layer knobs existed: plans made

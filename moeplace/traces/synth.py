@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 
 DEFAULT_SKEW = 0.35
 DEFAULT_COACT = 0.3
