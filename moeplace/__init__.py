@@ -1,9 +1,28 @@
 """moeplace: place the experts of Mixture-of-Experts models on GPU clusters.
 
-The planning library never prints and never imports rich or torch; the CLI (`moeplace.cli`) is a thin
-layer over it and `moeplace.console` owns all terminal output.
+    import moeplace
+    plan = moeplace.solve(model="mixtral-8x7b", nodes=4, time_limit_s=30)
+    plan.save("plan/")                       # what `moeplace solve --out plan/` writes
+    moeplace.evaluate(plan, trace="held_out.npz")
+
+`solve`, `load_plan`, `evaluate` and `Plan` live in `moeplace.api` and are imported on first use, so that
+`import moeplace` stays cheap. The planning library never prints and never imports rich or torch; the CLI
+(`moeplace.cli`) is a thin layer over it and `moeplace.console` owns all terminal output.
 """
 
 from moeplace.version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "Plan", "solve", "load_plan", "evaluate"]
+_API = ("Plan", "solve", "load_plan", "evaluate")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from moeplace import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'moeplace' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

@@ -15,6 +15,7 @@ import numpy as np
 
 from moeplace.errors import InputError
 from moeplace.placement.builder import build_problem, load_stats
+from moeplace.placement.fabric import rebuild_fabric
 from moeplace.placement.metrics import placement_metrics
 from moeplace.placement.plan import Plan, load_plan
 from moeplace.placement.problem import Problem
@@ -61,13 +62,18 @@ def plan_statistics(plan: Plan, path: Path, stats_ref: str | None = None,
 
 def load_plan_problem(plan_path: str | Path, *, stats_ref: str | None = None,
                       trace_ref: str | None = None) -> PlanProblem:
-    from moeplace.placement.fabric import rebuild_fabric
-
     path = resolve_plan_path(plan_path)
-    plan = load_plan(path)
-    stats, scored_on = plan_statistics(plan, path, stats_ref, trace_ref)
-    fabric = rebuild_fabric(plan.cluster, plan.topology.kind, plan.topology.params,
-                            search_dirs=(path.parent, Path.cwd()))
+    return plan_problem(load_plan(path), path, stats_ref=stats_ref, trace_ref=trace_ref)
+
+
+def plan_problem(plan: Plan, path: Path | None, *, stats_ref: str | None = None,
+                 trace_ref: str | None = None) -> PlanProblem:
+    """A plan record rebuilt as its problem; `path` is where it was read from (None: never written), which
+    names it in errors and is searched for the topology file it was made on."""
+    label = Path(str(path) if path is not None else "plan")
+    stats, scored_on = plan_statistics(plan, label, stats_ref, trace_ref)
+    search = (path.parent, Path.cwd()) if path is not None else (Path.cwd(),)
+    fabric = rebuild_fabric(plan.cluster, plan.topology.kind, plan.topology.params, search_dirs=search)
     costs = TierCosts(tuple(float(plan.flow.tier_costs[k]) for k in TIER_KEYS))
     problem = build_problem(plan.model, plan.cluster, stats, fabric=fabric, flow=plan.flow.name,
                             dedup=plan.flow.dedup, tier_costs=costs, balance_per_layer=plan.balance_per_layer,
@@ -75,12 +81,19 @@ def load_plan_problem(plan_path: str | Path, *, stats_ref: str | None = None,
     item_gpu = plan.item_gpu()
     broken = violations(problem, item_gpu)
     if broken:
-        raise InputError(f"plan is not feasible: {broken[0]}", source=str(path), field="placements")
-    return PlanProblem(path=path, plan=plan, problem=problem, stats=stats, item_gpu_I=item_gpu, scored_on=scored_on)
+        raise InputError(f"plan is not feasible: {broken[0]}", source=str(label), field="placements")
+    return PlanProblem(path=label, plan=plan, problem=problem, stats=stats, item_gpu_I=item_gpu, scored_on=scored_on)
 
 
 def evaluate_plan(plan_path: str | Path, *, stats_path: str | None = None, trace_path: str | None = None) -> dict:
-    pp = load_plan_problem(plan_path, stats_ref=stats_path, trace_ref=trace_path)
+    path = resolve_plan_path(plan_path)
+    return evaluate_plan_record(load_plan(path), path, stats_path=stats_path, trace_path=trace_path)
+
+
+def evaluate_plan_record(plan: Plan, path: Path | None, *, stats_path: str | None = None,
+                         trace_path: str | None = None) -> dict:
+    """What `moeplace evaluate --json` prints, for a plan record read from `path` (None: never written)."""
+    pp = plan_problem(plan, path, stats_ref=stats_path, trace_ref=trace_path)
     metrics = placement_metrics(pp.problem, pp.item_gpu_I, pp.stats)
-    return {"plan": str(pp.path), "model": pp.plan.model.name, "gpus": pp.plan.num_gpus, "scored_on": pp.scored_on,
-            "metrics": metrics.as_dict()}
+    return {"plan": None if path is None else str(pp.path), "model": pp.plan.model.name, "gpus": pp.plan.num_gpus,
+            "scored_on": pp.scored_on, "metrics": metrics.as_dict()}

@@ -31,6 +31,7 @@ class PlanRequest:
     cluster: ClusterSpec
     topology: str | None = None
     stats_ref: str | None = None
+    stats: RoutingStats | None = None  # statistics given as an object (the Python API); else stats_ref
     flow: str = "chain"
     dedup: bool = True
     solver: str = "lns"
@@ -58,7 +59,9 @@ class PlanOutcome:
 
 def make_problem(req: PlanRequest) -> tuple[Problem, RoutingStats]:
     fabric = build_fabric(req.cluster, req.topology)  # first: a bad topology file fails before any work
-    stats = load_stats(req.stats_ref, req.model, seed=req.seed, synth=req.synth)
+    stats = req.stats
+    if stats is None:
+        stats = load_stats(req.stats_ref, req.model, seed=req.seed, synth=req.synth)
     costs = default_tier_costs(req.cluster, fabric)
     if req.tier_costs:
         try:

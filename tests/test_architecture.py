@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("costmodel",),
     ("launch", "report"),
     ("runtime",),
+    ("api",),
     ("console",),
     ("commands",),
     ("cli", "__main__"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from moeplace.api import evaluate as evaluate_plan
 from moeplace.console import Console, fmt_bytes
-from moeplace.evaluation import evaluate_plan
 
 
 @click.command()
@@ -25,7 +25,7 @@ def evaluate(plan_path: str, stats_path: str | None, trace_path: str | None, as_
       moeplace evaluate plan/plan.json
       moeplace evaluate plan/ --trace held_out.npz --json
     """
-    result = evaluate_plan(plan_path, stats_path=stats_path, trace_path=trace_path)
+    result = evaluate_plan(plan_path, stats=stats_path, trace=trace_path)
     if as_json:
         Console().json(result)
         return

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from moeplace.api import plan_request, solve_request
 from moeplace.commands.emit import print_launch
 from moeplace.commands.options import (
     cluster_option,
@@ -21,11 +22,7 @@ from moeplace.commands.options import (
     topology_option,
 )
 from moeplace.console import Console, fmt_bytes
-from moeplace.fileio import atomic_dir, dumps_json, write_text
-from moeplace.launch.render import render_launch, write_launch
-from moeplace.placement.plan import plan_json
-from moeplace.placement.presets import load_cluster, load_model
-from moeplace.planner import PlanRequest, plan_placement
+from moeplace.fileio import atomic_dir
 
 SYNTH_KNOBS = {"skew": float, "coact": float, "affinity": float, "cluster_size": int, "num_tokens": int}
 TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
@@ -82,15 +79,13 @@ def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time
       moeplace solve --from plan/ --stats today.npz --max-moves 64 --out plan-today/
     """
     console = Console(quiet=quiet or as_json)
-    model = load_model(model_ref)
-    cluster = load_cluster(cluster_ref, num_nodes=nodes, gpus_per_node=gpus_per_node,
-                           experts_per_gpu=experts_per_gpu, hosts=hosts)
-    req = PlanRequest(model=model, cluster=cluster, topology=topology, stats_ref=stats_ref, flow=flow, dedup=dedup,
-                      solver=solver, time_limit_s=time_limit_s, work_limit=work_limit, seed=seed,
-                      balance_per_layer=balance_per_layer,
-                      tier_costs=parse_pairs(tier_costs, "--tier-cost", TIER_NAMES),
-                      synth=parse_pairs(synth, "--synth", SYNTH_KNOBS), replicas=replicas, replan_from=replan_from,
-                      max_moves=max_moves, move_cost=move_cost, strong_bound_s=strong_bound_s)
+    req = plan_request(model=model_ref, cluster=cluster_ref, nodes=nodes, gpus_per_node=gpus_per_node,
+                       experts_per_gpu=experts_per_gpu, hosts=hosts, topology=topology, stats=stats_ref, flow=flow,
+                       dedup=dedup, solver=solver, time_limit_s=time_limit_s, work_limit=work_limit, seed=seed,
+                       balance_per_layer=balance_per_layer,
+                       tier_costs=parse_pairs(tier_costs, "--tier-cost", TIER_NAMES),
+                       synth=parse_pairs(synth, "--synth", SYNTH_KNOBS), replicas=replicas, replan_from=replan_from,
+                       max_moves=max_moves, move_cost=move_cost, strong_bound_s=strong_bound_s)
     with atomic_dir(out_dir, force=force) as tmp:
         with console.progress("solving") as bar:
             task = bar.add_task("solving", total=None, info="")
@@ -100,12 +95,9 @@ def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time
                 bar.update(task, info=f"objective {fmt_bytes(info['objective'])}{gap}  "
                                       f"evaluations {info['evaluations']:,.0f}")
 
-            outcome = plan_placement(req, progress=progress)
-        write_text(tmp / "plan.json", plan_json(outcome.plan))
-        write_text(tmp / "run.json", dumps_json(outcome.run))
-        launch = None if no_emit else render_launch(outcome.plan)
-        if launch is not None:
-            write_launch(tmp, launch)
+            plan = solve_request(req, progress=progress)
+        launch = plan.write_files(tmp, launch=not no_emit)
+        outcome = plan.outcome
     summary = summarize(outcome, out_dir)
     if as_json:
         Console().json(summary)
