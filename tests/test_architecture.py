@@ -146,3 +146,12 @@ def test_the_reader_sees_imports_inside_functions():
     assert "moeplace.placement.replication" not in [
         n.module for n in ast.parse((ROOT / "placement" / "builder.py").read_text()).body
         if isinstance(n, ast.ImportFrom)]
+
+
+def test_docs_draw_the_same_layers():
+    """docs/architecture.md's table lists LAYERS, in order."""
+    text = (ROOT.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[2] for line in text.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+    drawn = [tuple(name.strip("`/ ").removesuffix(".py").replace("moeplace/__init__", "moeplace")
+                   for name in row.split(",")) for row in rows]
+    assert drawn == list(LAYERS)
