@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moeplace.placement.cost import home_tier_dist, tier_counts
+from moeplace.placement.cost import dedup_columns, home_tier_dist, tier_counts
 from moeplace.placement.flows import build_traffic
 from moeplace.placement.problem import Problem
 from moeplace.traces.stats import RoutingStats
@@ -110,26 +110,13 @@ class _Acc:
         SL = S * L
         for t in range(NUM_TIERS):
             self.bytes_SLT[..., t] += np.bincount(key, weights=counts[:, t] * bytes_H, minlength=SL).reshape(S, L)
-        H, K = dst_gpu_HK.shape
-        is_home = src_gpu_H == HOME
-        n_src = np.where(is_home, -1, src_gpu_H // G)
-        valid = dst_gpu_HK != PAD
-        nd = np.where(valid, dst_gpu_HK // G, -1)
 
         def add(out: np.ndarray, idx: np.ndarray, w: np.ndarray) -> None:
             out += np.bincount(idx, weights=w, minlength=out.size)
 
-        for j in range(K):
-            g, n = dst_gpu_HK[:, j], nd[:, j]
-            dup_gpu = np.zeros(H, dtype=bool)
-            dup_node = np.zeros(H, dtype=bool)
-            for i in range(j):
-                dup_gpu |= valid[:, i] & (dst_gpu_HK[:, i] == g)
-                dup_node |= valid[:, i] & (nd[:, i] == n)
-            first = valid[:, j] & ~dup_gpu
-            item = first & ~is_home
-            remote = item & (n != n_src) & ~dup_node
-            nv = (item & (g != src_gpu_H) & ((n == n_src) | dup_node)) | (first & is_home & dup_node)
+        for c in dedup_columns(src_gpu_H, dst_gpu_HK, G):
+            g, n = dst_gpu_HK[:, c.j], c.node
+            remote, nv, hf = c.network, c.nvlink | c.relayed, c.home
             add(self.nvlink, key[nv] * N + n[nv], bytes_H[nv])
             # a crossing from an item's GPU to the first target GPU on a remote node (reversed: the other way)
             rev = reverse_H[remote]
@@ -140,7 +127,6 @@ class _Acc:
             add(self.ingress, key[remote] * N + b // G, w)
             self.flows.append((step_H[remote], a, b, w))
             # the first target on node n of a home-sourced edge: from every GPU of the other nodes
-            hf = first & is_home & ~dup_node
             if hf.any():
                 self._home(key[hf], step_H[hf], g[hf], n[hf], bytes_H[hf], reverse_H[hf])
 

@@ -1,7 +1,7 @@
 """A plan's traffic as GPU-to-GPU expected bytes: the transfers the objective counts, for routing.
 
-`problem_gpu_traffic(problem, item_gpu_I)` replays `moeplace.placement.cost.edge_tier_counts` hyperedge
-by hyperedge and emits each transfer it counts, with its source and destination GPU:
+`problem_gpu_traffic(problem, item_gpu_I)` applies the objective's dedup rule (`moeplace.placement.cost.
+dedup_columns`) and emits each transfer it counts, with its source and destination GPU:
 
   * targets on the same GPU as an earlier target of the hyperedge are skipped (no transfer);
   * a target on the source's GPU costs nothing; on the source's node: NVLink from the source;
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moeplace.placement.cost import dedup_columns
 from moeplace.placement.problem import Problem
 from moeplace.placement.traffic import HOME, PAD
 
@@ -41,13 +42,10 @@ def problem_gpu_traffic(problem: Problem, item_gpu_I: np.ndarray) -> GpuTraffic:
     G, NG = problem.gpus_per_node, problem.num_gpus
     item_gpu = np.asarray(item_gpu_I, dtype=np.int64)
     src, dst, nbytes = tr.src_H, tr.dst_HK, tr.bytes_H
-    H, K = dst.shape
     is_home = src == HOME
     g_src = np.where(is_home, -1, item_gpu[np.maximum(src, 0)])
-    n_src = np.where(is_home, -1, g_src // G)
     valid = dst != PAD
     gd = np.where(valid, item_gpu[np.maximum(dst, 0)], -1)
-    nd = np.where(valid, gd // G, -1)
     home_in = np.zeros(NG)
     pairs_s, pairs_d, pairs_b = [], [], []
 
@@ -56,25 +54,12 @@ def problem_gpu_traffic(problem: Problem, item_gpu_I: np.ndarray) -> GpuTraffic:
         pairs_d.append(d[mask])
         pairs_b.append(nbytes[mask])
 
-    for j in range(K):
-        v = valid[:, j]
-        if not v.any():
-            continue
-        g, n = gd[:, j], nd[:, j]
-        dup_gpu = np.zeros(H, dtype=bool)
-        relay = np.full(H, -1, dtype=np.int64)
-        for i in range(j):
-            dup_gpu |= valid[:, i] & (gd[:, i] == g)
-            hit = valid[:, i] & (nd[:, i] == n) & (relay < 0)
-            relay[hit] = gd[hit, i]
-        first = v & ~dup_gpu
-        dup_node = relay >= 0
-        home = first & is_home
-        home_in += np.bincount(g[home & ~dup_node], weights=nbytes[home & ~dup_node], minlength=NG)
-        emit(home & dup_node, relay, g)
-        item = first & ~is_home & (g != g_src)
-        emit(item & ((n == n_src) | ~dup_node), g_src, g)
-        emit(item & (n != n_src) & dup_node, relay, g)
+    for c in dedup_columns(np.where(is_home, HOME, g_src), gd, G, relay=True):
+        g = gd[:, c.j]
+        home_in += np.bincount(g[c.home], weights=nbytes[c.home], minlength=NG)
+        emit(c.relayed & is_home, c.relay_gpu, g)
+        emit(c.nvlink | c.network, g_src, g)
+        emit(c.relayed & ~is_home, c.relay_gpu, g)
     targets = np.flatnonzero(home_in)
     if targets.size:
         pairs_s.append(np.repeat(np.arange(NG), targets.size))

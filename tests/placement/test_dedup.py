@@ -1,0 +1,44 @@
+"""The node-dedup rule, written once (`dedup_columns`), on a hand-made hyperedge."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from moeplace.placement.cost import dedup_columns
+
+HOME, PAD = -1, -1
+
+
+def classes(src_gpu_H, dst_gpu_HK, relay=True):
+    cols = {c.j: c for c in dedup_columns(np.array(src_gpu_H), np.array(dst_gpu_HK), 4, relay=relay)}
+    names = ("same_gpu", "nvlink", "relayed", "network", "home")
+    out = []
+    for j in range(len(dst_gpu_HK[0])):
+        c = cols.get(j)
+        hit = [n for n in names if c is not None and getattr(c, n)[0]]
+        out.append((hit[0] if hit else None, None if c is None or c.relay_gpu is None else int(c.relay_gpu[0])))
+    return out
+
+
+def test_one_item_sourced_edge():
+    # source GPU 0 (node 0); 4 GPUs per node: GPU 0 again, GPU 1 (node 0), GPU 6 (node 1), GPU 5 (node 1),
+    # GPU 6 again, padding
+    got = classes([0], [[0, 1, 6, 5, 6, PAD]])
+    assert got == [("same_gpu", -1), ("nvlink", -1), ("network", -1), ("relayed", 6), (None, -1), (None, None)]
+
+
+def test_without_dedup_of_the_node_every_remote_first_target_would_cross():
+    got = classes([0], [[9, 8, 4]])          # nodes 2, 2, 1
+    assert [g[0] for g in got] == ["network", "relayed", "network"]
+    assert got[1][1] == 9
+
+
+def test_home_sourced_edge():
+    got = classes([HOME], [[2, 3, 2, 7]])     # nodes 0, 0, 0, 1
+    assert got == [("home", -1), ("relayed", 2), (None, -1), ("home", -1)]
+
+
+def test_columns_without_targets_are_skipped_and_relay_is_optional():
+    cols = list(dedup_columns(np.array([0, 1]), np.array([[4, PAD], [5, PAD]]), 4))
+    assert [c.j for c in cols] == [0]
+    assert cols[0].relay_gpu is None and cols[0].network.tolist() == [True, True]
