@@ -155,3 +155,30 @@ def test_docs_draw_the_same_layers():
     drawn = [tuple(name.strip("`/ ").removesuffix(".py").replace("moeplace/__init__", "moeplace")
                    for name in row.split(",")) for row in rows]
     assert drawn == list(LAYERS)
+
+
+def flow_name_branches(path: Path, names: set[str]) -> list[str]:
+    """`x == "chain"`, `flow != "ep"`, `flow in ("chain", "ep")`: comparisons against a flow's name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Compare):
+            continue
+        consts = [n.value for side in [node.left, *node.comparators] for n in ast.walk(side)
+                  if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        if set(consts) & names:
+            found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}")
+    return found
+
+
+def test_no_flow_name_branch_outside_the_flows_package(monkeypatch):
+    """What differs between flows is a field of `FlowModel`; runtime/'s own branches (schedule, engine,
+    validation, run_ep) are left for the runtime split."""
+    from moeplace.placement.flows import FLOWS
+
+    skip = (ROOT / "placement" / "flows", ROOT / "runtime")
+    found = [hit for p in sorted(ROOT.rglob("*.py")) if not any(p.is_relative_to(s) for s in skip)
+             for hit in flow_name_branches(p, set(FLOWS))]
+    assert found == []
+    probe = ROOT / "placement" / "probe.py"           # the check sees one (a path inside the package)
+    monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: 'if x.flow in ("a", "ep"):\n    pass\n')
+    assert flow_name_branches(probe, set(FLOWS)) == ["moeplace/placement/probe.py:1"]

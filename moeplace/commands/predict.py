@@ -56,7 +56,7 @@ def predict(plan_path, profile_ref, phase, batch, seq_len, instances, ep_attenti
     options = Options(overlap=not no_overlap, attention_hop=not no_attention_hop,
                       **parse_pairs(knobs, "--option", OPTION_KNOBS))
     world = World(key=profile.name, cluster=plan.cluster, profile=profile, source=profile.source)
-    design = Design(dep.experts_per_gpu_per_layer if dep.flow == "ep" else 1, ep_attention)
+    design = Design(1 if dep.flow_model.pipelined else dep.experts_per_gpu_per_layer, ep_attention)
     phases = ("decode", "prefill") if phase == "both" else (phase,)
     rows = []
     for ph in phases:

@@ -23,6 +23,7 @@ import numpy as np
 
 from moeplace.costmodel.profile import CurvePoint, HardwareProfile
 from moeplace.costmodel.transfers import Transfers
+from moeplace.placement.flows import get_flow
 from moeplace.placement.problem import Problem
 
 
@@ -40,7 +41,7 @@ class Rates:
 
     @classmethod
     def of(cls, profile: HardwareProfile, problem: Problem) -> Rates:
-        curve = profile.alltoall_curve if problem.flow == "ep" else profile.p2p_curve
+        curve = {"alltoall": profile.alltoall_curve, "p2p": profile.p2p_curve}[get_flow(problem.flow).collective]
         return cls(node_nic_B_per_us=profile.nic_gbps_per_gpu * 1e3 * problem.gpus_per_node,
                    nvlink_B_per_us=profile.nvlink_gbps * 1e3, gpus_per_node=problem.gpus_per_node,
                    network_latency_us=profile.network_latency_us, nvlink_latency_us=profile.nvlink_latency_us,

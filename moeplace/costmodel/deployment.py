@@ -21,6 +21,7 @@ import numpy as np
 
 from moeplace.costmodel.profile import HardwareProfile
 from moeplace.errors import InputError
+from moeplace.placement.flows import FlowModel, get_flow
 from moeplace.placement.problem import Problem
 from moeplace.traces.stats import RoutingStats
 
@@ -108,17 +109,21 @@ class Deployment:
     def __post_init__(self) -> None:
         if self.ep_attention not in ("dp", "tp"):
             raise InputError(f"must be dp or tp, got {self.ep_attention!r}", field="ep_attention")
-        if self.ep_attention == "tp" and (self.problem.flow != "ep" or self.problem.num_nodes != 1):
+        flow = get_flow(self.problem.flow)
+        if self.ep_attention == "tp" and (not flow.tensor_parallel_attention or self.problem.num_nodes != 1):
             raise InputError("tensor-parallel attention is modelled for ep instances inside one node "
                              f"(got flow {self.problem.flow}, {self.problem.num_nodes} nodes)", field="ep_attention")
-        if self.problem.flow not in ("chain", "ep"):
-            raise InputError(f"the cost model knows the chain and ep flows, not {self.problem.flow!r}", field="flow")
         if self.instances < 1:
             raise InputError(f"must be at least 1, got {self.instances}", field="instances")
 
     @property
     def flow(self) -> str:
         return self.problem.flow
+
+    @property
+    def flow_model(self) -> FlowModel:
+        """The flow's `FlowModel`: how the cost model runs it."""
+        return get_flow(self.problem.flow)
 
     @property
     def tensor_parallel(self) -> int:

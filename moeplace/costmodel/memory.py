@@ -64,7 +64,7 @@ def _layout(dep: Deployment, options: Options) -> tuple[np.ndarray, np.ndarray, 
     model = p.model
     D = len(model.dense_layers)
     experts = np.bincount(np.asarray(dep.item_gpu_I), minlength=G).astype(np.float64)
-    if dep.flow == "ep":
+    if not dep.flow_model.pipelined:
         return experts, np.full(G, float(model.num_layers)), np.full(G, float(D)), np.full(G, 1.0 / G)
     layers = np.zeros(G)
     dense = np.zeros(G)
@@ -94,11 +94,12 @@ def memory(profile: HardwareProfile, dep: Deployment, workload: Workload, option
     w_dense = expert_shape(model, options.dense_ffn_hidden or model.expert_hidden).weight_bytes / tp
     w_embed = 2.0 * options.vocab_size * model.hidden * b
     embed = np.zeros_like(experts)
-    embed[stage_gpus(dep.problem, dep.item_gpu_I)[0] if dep.flow == "chain" else slice(None)] = w_embed
+    pipelined = dep.flow_model.pipelined
+    embed[stage_gpus(dep.problem, dep.item_gpu_I)[0] if pipelined else slice(None)] = w_embed
     weights = experts * w_exp + att_layers * w_att + dense * w_dense + embed
     seq_here = seqs if tp > 1 else np.ceil(seqs * share - 1e-9) * (att_layers > 0)
     kv = seq_here * workload.seq_len * att_layers * kv_bytes_per_token_layer(model) / tp
-    resident = experts if dep.flow == "chain" else experts / model.num_moe_layers
+    resident = experts if pipelined else experts / model.num_moe_layers
     att_tokens = 1.0 if tp > 1 else share
     tokens_here = micro_tokens * np.maximum(att_tokens, resident * model.top_k / model.num_experts)
     per_token = (4 * model.hidden + 2 * max(model.expert_hidden, options.dense_ffn_hidden or 0)) * b

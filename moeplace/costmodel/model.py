@@ -77,8 +77,9 @@ def prepare(profile: HardwareProfile, dep: Deployment, options: Options, phase: 
     p = dep.problem
     model = p.model
     L, E = model.num_moe_layers, model.num_experts
-    dense_stage = dep.dense_stage_D(options) if dep.flow == "chain" else np.zeros(0, dtype=np.int64)
-    if dep.flow == "chain" and options.attention_hop:
+    pipelined = dep.flow_model.pipelined
+    dense_stage = dep.dense_stage_D(options) if pipelined else np.zeros(0, dtype=np.int64)
+    if pipelined and options.attention_hop:
         tr = chain_with_attention(p, dep.item_gpu_I, dep.stats, dense_stage_D=dense_stage, ep_traffic=ep_traffic)
         if phase == "prefill":
             tr = tr.scaled_step("output", 0.0)
@@ -192,7 +193,7 @@ def predict(prep: Prepared, w: Workload) -> Prediction:
     dep, o, prof = prep.deployment, prep.options, prep.profile
     model = dep.problem.model
     active, seqs = dep.active(w)
-    if dep.flow == "chain":
+    if dep.flow_model.pipelined:
         t, M, micro, rate, latency = _chain(prep, w, seqs)
         cycle = latency if w.phase == "decode" else t.tick_us
         busy = t.busy_us * (M if w.phase == "decode" else 1) / cycle
@@ -217,23 +218,24 @@ def predict(prep: Prepared, w: Workload) -> Prediction:
     return Prediction(deployment=dep.name, flow=dep.flow, profile=prof.name, workload=w, options=o, gpus=dep.num_gpus,
                       gpus_per_instance=dep.gpus_per_instance, instances=dep.instances, active_instances=active,
                       micro_batches=M, micro_tokens=micro, tokens_per_s=total_rate, latency_us=latency, timing=t,
-                      mfu=mfu, bottleneck=_bottleneck(dep.flow, w, t, M, latency), busy_fraction=min(busy, 1.0),
+                      mfu=mfu, bottleneck=_bottleneck(dep.flow_model.pipelined, w, t, M, latency), busy_fraction=min(busy, 1.0),
                       memory=mem, max_batch=fit_max, transfers=prep.transfers,
                       flow_cross_node_bytes=prep.flow_cross_node_bytes, nic_util_NR=nic, link_util_X=link,
                       nvlink_util_N=nvl, links=prep.links)
 
 
 def _micro_tokens(dep: Deployment, w: Workload) -> float:
-    """Tokens per micro-batch for the memory check: chain splits into as many micro-batches as stages."""
+    """Tokens per micro-batch for the memory check: a pipelined flow (chain) splits into as many
+    micro-batches as stages."""
     _, seqs = dep.active(w)
     tokens = seqs * w.tokens_per_sequence
-    if dep.flow == "chain":
+    if dep.flow_model.pipelined:
         return float(math.ceil(tokens / min(tokens, dep.problem.model.num_moe_layers)))
     return float(tokens)
 
 
-def _bottleneck(flow: str, w: Workload, t: Timing, M: int, latency: float) -> str:
-    if flow == "chain" and w.phase == "decode" and t.pass_us >= M * t.tick_us:
+def _bottleneck(pipelined: bool, w: Workload, t: Timing, M: int, latency: float) -> str:
+    if pipelined and w.phase == "decode" and t.pass_us >= M * t.tick_us:
         return f"one token's pass through {t.attention_us_L.size} stages ({M} micro-batches do not fill the pipeline)"
     name = max(t.terms, key=t.terms.get)
     where = {"compute": t.hottest, "compute+transfers": "a stage without overlap"}.get(name, "")

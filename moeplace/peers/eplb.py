@@ -24,8 +24,9 @@ import numpy as np
 
 from moeplace.peers.classic import classic_layout
 from moeplace.peers.registry import register_peer
+from moeplace.placement.flows import get_flow
+from moeplace.placement.flows.base import item_bytes
 from moeplace.placement.problem import Problem
-from moeplace.placement.traffic import PAD
 
 
 def balanced_packing(weight_n: np.ndarray, capacity_m: np.ndarray) -> np.ndarray:
@@ -41,47 +42,16 @@ def balanced_packing(weight_n: np.ndarray, capacity_m: np.ndarray) -> np.ndarray
     return pack
 
 
-def _bytes_at(problem: Problem, kind: str, role: str) -> np.ndarray:
-    tr = problem.traffic
-    out = np.zeros(tr.num_items)
-    if kind not in tr.kinds:
-        return out
-    mask = tr.kind_H == tr.kinds.index(kind)
-    if role == "source":
-        src = tr.src_H[mask]
-        ok = src >= 0
-        np.add.at(out, src[ok], tr.bytes_H[mask][ok])
-    else:
-        dst = tr.dst_HK[mask]
-        w = np.broadcast_to(tr.bytes_H[mask][:, None], dst.shape)
-        ok = dst != PAD
-        np.add.at(out, dst[ok], w[ok])
-    return out
-
-
 def token_load_I(problem: Problem) -> np.ndarray:
-    """float [items]: tokens through each expert, in bytes per token (token bytes x fraction of tokens).
-
-    ep: the dispatch targets. chain: the forward targets at layers >= 1; at layer 0 the tokens an expert
-    serves as primary (forward sources) or secondary (combine sources). Other flows: the bytes of every
-    hyperedge an item takes part in (a proxy).
-    """
-    layer = problem.item_layer_I
-    if problem.flow == "ep":
-        return _bytes_at(problem, "dispatch", "target")
-    if problem.flow == "chain":
-        load = _bytes_at(problem, "forward", "target")
-        first = layer == 0
-        if problem.model.num_moe_layers > 1:
-            load[first] = (_bytes_at(problem, "forward", "source") + _bytes_at(problem, "combine", "source"))[first]
-        else:
-            k = max(problem.model.top_k - 1, 1)
-            load = _bytes_at(problem, "combine", "source") + _bytes_at(problem, "combine", "target") / k
-        return load
-    tr = problem.traffic
-    out = np.zeros(tr.num_items)
-    for kind in tr.kinds:
-        out += _bytes_at(problem, kind, "source") + _bytes_at(problem, kind, "target")
+    """float [items]: tokens through each expert, in bytes per token (token bytes x fraction of tokens), as
+    the flow model counts them (`FlowModel.peer_load`); for a flow that says nothing, the bytes of every
+    hyperedge an item takes part in (a proxy)."""
+    flow = get_flow(problem.flow)
+    if flow.peer_load is not None:
+        return flow.peer_load(problem)
+    out = np.zeros(problem.traffic.num_items)
+    for kind in problem.traffic.kinds:
+        out += item_bytes(problem, kind, "source") + item_bytes(problem, kind, "target")
     return out
 
 

@@ -25,7 +25,7 @@ from moeplace.costmodel.presets import PROFILE_PRESETS, load_profile
 from moeplace.costmodel.profile import HardwareProfile
 from moeplace.errors import InputError
 from moeplace.placement.builder import build_fabric, default_tier_costs
-from moeplace.placement.flows import build_traffic
+from moeplace.placement.flows import build_traffic, get_flow
 from moeplace.placement.plan import load_plan
 from moeplace.placement.presets import CLUSTER_PRESETS, load_cluster
 from moeplace.placement.problem import Problem
@@ -146,7 +146,7 @@ class Placer:
             fabric = build_fabric(cluster)
             self._problems[key] = Problem(model=self.model, cluster=cluster, fabric=fabric, flow=flow, dedup=True,
                                           tier_costs=default_tier_costs(cluster, fabric), traffic=self.traffic(flow),
-                                          balance_per_layer=flow == "ep")
+                                          balance_per_layer=get_flow(flow).balance_per_layer)
         return self._problems[key]
 
     def placement(self, problem: Problem, design: Design) -> tuple[np.ndarray, dict]:
@@ -171,7 +171,7 @@ class Placer:
 
     def _from_plan(self, problem: Problem) -> tuple[np.ndarray, dict]:
         plan = load_plan(self.plan_path)
-        if plan.flow.name != "chain" or plan.num_gpus != problem.num_gpus or plan.model != self.model:
+        if plan.flow.name != problem.flow or plan.num_gpus != problem.num_gpus or plan.model != self.model:
             raise InputError(f"expected an expert-per-GPU chain plan of {self.model.name} on {problem.num_gpus} GPUs, "
                              f"got flow {plan.flow.name} on {plan.num_gpus} GPUs", source=self.plan_path)
         s = plan.solver
