@@ -21,12 +21,12 @@ import numpy as np
 
 from moeplace.placement.builder import build_problem
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.traces.synth import synthesize
 from moeplace.solvers import SolveConfig, solve
 from moeplace.solvers.bounds import combinatorial_bound
 from moeplace.solvers.lp_bound import window_bound
 from moeplace.solvers.qap import read_qaplib, solve_qap
 from moeplace.topologies.base import Fabric, TierCosts, default_hosts, tiers_from_positions
+from moeplace.traces.synth import synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_COSTS = TierCosts((0.0, 0.055556, 1.0, 2.0, 3.0))  # the seed's default: 25 GB/s NIC per GPU / 450 GB/s NVLink

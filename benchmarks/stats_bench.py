@@ -110,8 +110,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cpus:
         os.sched_setaffinity(0, {int(x) for x in args.cpus.split(",")})
-    from moeplace.traces.stats import RoutingStats
     from moeplace.traces.read import ReadOptions, read_stats
+    from moeplace.traces.stats import RoutingStats
     from moeplace.traces.stream import default_jobs
 
     per_copy = int(np.load(SAMPLE)["topk"].shape[0]) * 8

@@ -44,12 +44,12 @@ def main() -> None:
     args = ap.parse_args()
 
     from moeplace.placement.builder import build_fabric
+    from moeplace.placement.gputraffic import problem_gpu_traffic
     from moeplace.placement.presets import load_cluster, load_model
     from moeplace.planner import PlanRequest, make_problem
     from moeplace.solvers import SolveConfig, solve
     from moeplace.topologies.routing import link_loads
     from moeplace.topologies.summary import bisection_gbps
-    from moeplace.placement.gputraffic import problem_gpu_traffic
 
     seed = load_cluster("seed")
     rows: list[tuple[str, float, float, str]] = []

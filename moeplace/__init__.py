@@ -1,9 +1,10 @@
 """moeplace: place the experts of Mixture-of-Experts models on GPU clusters.
 
     import moeplace
-    plan = moeplace.solve(model="mixtral-8x7b", nodes=4, time_limit_s=30)
-    plan.save("plan/")                       # what `moeplace solve --out plan/` writes
-    moeplace.evaluate(plan, trace="held_out.npz")
+    plan = moeplace.solve(model="examples/tiny.toml", nodes=4, time_limit_s=30)
+    plan.objective, plan.bound, plan.gap    # floats, as plan.json records them
+    plan.save("plan/")                      # what `moeplace solve --out plan/` writes
+    moeplace.evaluate(plan, trace="held_out.npz")   # what `moeplace evaluate --json` prints
 
 `solve`, `load_plan`, `evaluate` and `Plan` live in `moeplace.api` and are imported on first use, so that
 `import moeplace` stays cheap. The planning library never prints and never imports rich or torch; the CLI

@@ -12,8 +12,8 @@ import sys
 
 import click
 
-from moeplace.version import __version__
 from moeplace.errors import InputError
+from moeplace.version import __version__
 
 COMMANDS = (
     "moeplace.commands.solve:solve",

@@ -19,9 +19,9 @@ from moeplace.placement.fabric import rebuild_fabric
 from moeplace.placement.metrics import placement_metrics
 from moeplace.placement.plan import Plan, load_plan
 from moeplace.placement.problem import Problem
-from moeplace.traces.stats import RoutingStats
 from moeplace.placement.validate import violations
 from moeplace.topologies.base import TIER_KEYS, TierCosts
+from moeplace.traces.stats import RoutingStats
 
 SYNTH_KNOBS = ("skew", "coact", "affinity", "cluster_size", "num_tokens", "seed")
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moeplace.version import __version__
 from moeplace.placement.baselines import BASELINES
 from moeplace.placement.builder import build_fabric, build_problem, default_tier_costs, load_stats
 from moeplace.placement.cost import evaluate
@@ -20,9 +19,10 @@ from moeplace.placement.metrics import load_imbalance
 from moeplace.placement.plan import BaselineRecord, Plan, SolverRecord, StatsRecord, build_plan
 from moeplace.placement.problem import Problem
 from moeplace.placement.schema import ClusterSpec, ModelSpec
-from moeplace.traces.stats import RoutingStats
 from moeplace.placement.validate import is_feasible
 from moeplace.solvers import SolveConfig, SolveResult, solve
+from moeplace.traces.stats import RoutingStats
+from moeplace.version import __version__
 
 
 @dataclass(frozen=True)

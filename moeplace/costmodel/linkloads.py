@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from moeplace.topologies.routing import link_loads
 from moeplace.placement.gputraffic import problem_gpu_traffic
+from moeplace.topologies.routing import link_loads
 
 
 def plan_problem(plan_path: str | Path, stats_ref: str | None = None):

@@ -30,15 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from moeplace.placement.cost import dedup_columns, home_tier_dist, tier_counts
-from moeplace.placement.flows import build_traffic
+from moeplace.placement.flows import build_traffic, get_flow
 from moeplace.placement.problem import Problem
-from moeplace.traces.stats import RoutingStats
 from moeplace.placement.traffic import HOME, PAD, Traffic
 from moeplace.topologies.base import NUM_TIERS, TIER_LEAF, TIER_NVLINK
-
-REVERSED_KINDS = {"ep": ("combine",)}
-"""Flow kinds stored as HOME -> item whose data really moves item -> home (direction matters per node)."""
-
+from moeplace.traces.stats import RoutingStats
 
 @dataclass(frozen=True, eq=False)
 class Transfers:
@@ -183,7 +179,7 @@ def flow_transfers(problem: Problem, item_gpu_I: np.ndarray) -> Transfers:
     src_gpu = np.where(tr.src_H == HOME, HOME, src_gpu)
     dst_gpu = _item_gpu_or_pad(item_gpu_I, tr.dst_HK)
     layer = np.where(tr.src_H >= 0, tr.src_H, tr.dst_HK[:, 0]) // E
-    rev_names = REVERSED_KINDS.get(problem.flow, ())
+    rev_names = get_flow(problem.flow).reversed_kinds
     reverse = np.isin(tr.kind_H, [tr.kinds.index(k) for k in rev_names if k in tr.kinds])
     acc = _Acc(problem, tr.kinds)
     acc.add(src_gpu, dst_gpu, tr.bytes_H, tr.kind_H.astype(np.int64), layer, reverse)

@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 from moeplace.errors import InputError
 from moeplace.fileio import atomic_dir
+from moeplace.fileio import file_digest
 from moeplace.launch.layout import with_hosts
 from moeplace.launch.options import EmitOptions
 from moeplace.launch.render import LaunchFiles, render_launch, write_launch
-from moeplace.fileio import file_digest
 from moeplace.placement.plan import Plan, load_plan
 
 

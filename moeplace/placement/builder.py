@@ -10,9 +10,9 @@ from moeplace.placement.fabric import resolve_fabric
 from moeplace.placement.flows import build_traffic
 from moeplace.placement.problem import Problem
 from moeplace.placement.schema import ClusterSpec, ModelSpec
+from moeplace.topologies.base import Fabric, TierCosts
 from moeplace.traces.stats import RoutingStats
 from moeplace.traces.synth import synthesize
-from moeplace.topologies.base import Fabric, TierCosts
 
 
 def build_fabric(cluster: ClusterSpec, topology: str | None = None) -> Fabric:
@@ -80,9 +80,9 @@ def load_stats(ref: str | None, model: ModelSpec, *, seed: int = 0, synth: dict 
     """
     from pathlib import Path
 
+    from moeplace.traces.read import ReadOptions, detect_format, read_stats
     from moeplace.traces.synth import synthesize
     from moeplace.traces.topk import check_topk, read_topk
-    from moeplace.traces.read import ReadOptions, detect_format, read_stats
 
     if ref is None:
         knobs = dict(synth or {})

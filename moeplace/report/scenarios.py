@@ -30,10 +30,10 @@ from moeplace.placement.plan import load_plan
 from moeplace.placement.presets import CLUSTER_PRESETS, load_cluster
 from moeplace.placement.problem import Problem
 from moeplace.placement.schema import ClusterSpec, ModelSpec
-from moeplace.traces.stats import RoutingStats
 from moeplace.placement.traffic import Traffic
 from moeplace.placement.validate import violations
 from moeplace.solvers import SolveConfig, solve
+from moeplace.traces.stats import RoutingStats
 
 SCALES = ("equal-gpus", "one-instance")
 

@@ -20,8 +20,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from moeplace.errors import InputError
-from moeplace.topologies.specs import DragonflyPlusSpec
 from moeplace.topologies.base import DRAGONFLY_LABELS, Fabric, count, default_hosts, fabric_from_network
+from moeplace.topologies.specs import DragonflyPlusSpec
 from moeplace.topologies.wiring import Wiring
 
 

@@ -15,8 +15,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from moeplace.errors import InputError
-from moeplace.topologies.specs import FatTreeSpec
 from moeplace.topologies.base import Fabric, count, default_hosts, fabric_from_network
+from moeplace.topologies.specs import FatTreeSpec
 from moeplace.topologies.wiring import Wiring
 
 

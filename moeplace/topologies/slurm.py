@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from moeplace.version import __version__
 from moeplace.errors import InputError
 from moeplace.topologies.base import Fabric
 from moeplace.topologies.hostlist import compress_hostlist, expand_hostlist
 from moeplace.topologies.imports import DEFAULT_LINK_LATENCY_US, Imported, line_error
 from moeplace.topologies.wiring import Wiring
+from moeplace.version import __version__
 
 
 @dataclass

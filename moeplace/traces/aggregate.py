@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from moeplace.traces.stats import PARTS, RoutingStats, bottom_k
 from moeplace.traces.kernels import Counts, add_into, count_layer_rows, count_paths, zero_counts
+from moeplace.traces.stats import PARTS, RoutingStats, bottom_k
 
 
 class Accumulator:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.traces.stats import PARTS, RoutingStats
 from moeplace.traces.counts import stats_from_counts
+from moeplace.traces.stats import PARTS, RoutingStats
 
 LONG_COLUMNS = ("kind", "layer", "expert", "other", "count")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.measures import Measures, measure
+from moeplace.traces.stats import RoutingStats
 
 
 def tv_distance(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moeplace.traces.stats import RoutingStats
-from moeplace.traces.synth import DEFAULT_AFFINITY, DEFAULT_COACT, DEFAULT_TOKENS, synthesize, synthesize_paths
 from moeplace.traces.measures import measure
 from moeplace.traces.profile import Profile
+from moeplace.traces.stats import RoutingStats
+from moeplace.traces.synth import DEFAULT_AFFINITY, DEFAULT_COACT, DEFAULT_TOKENS, synthesize, synthesize_paths
 
 CAPS = {"skew": 4.0, "coact": 1.0, "affinity": 1.0}
 

@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.kernels import count_paths
+from moeplace.traces.stats import RoutingStats
 
 MIN_SPLIT_TOKENS = 64
 

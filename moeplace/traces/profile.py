@@ -16,8 +16,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from moeplace.errors import InputError
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.measures import measure
+from moeplace.traces.stats import RoutingStats
 
 PROFILE_FORMAT = 1
 SUFFIX = ".profile.json"

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.diff import Diff
 from moeplace.traces.measures import Measures
+from moeplace.traces.stats import RoutingStats
 
 
 def _f(x: float, digits: int = 3) -> str:

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.aggregate import Accumulator
 from moeplace.traces.arrays import add_rows
 from moeplace.traces.counts import check_counts, stats_from_counts
+from moeplace.traces.stats import RoutingStats
 
 TORCH_HINT = "pip install 'moeplace[runtime]'"
 

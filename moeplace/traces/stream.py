@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from moeplace.errors import InputError
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.aggregate import Accumulator
 from moeplace.traces.join import Records, close, group, split_stale
+from moeplace.traces.stats import RoutingStats
 from moeplace.traces.jsonl import (
     DEFAULT_CHUNK_BYTES,
     ChunkError,

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.aggregate import Accumulator
 from moeplace.traces.arrays import add_rows
 from moeplace.traces.counts import check_counts, stats_from_counts
+from moeplace.traces.stats import RoutingStats
 
 _DTYPES = {"I8": "<i1", "I16": "<i2", "I32": "<i4", "I64": "<i8", "U8": "<u1", "U16": "<u2", "U32": "<u4",
            "U64": "<u8", "F16": "<f2", "F32": "<f4", "F64": "<f8", "BOOL": "|b1"}

@@ -7,8 +7,8 @@ import pytest
 
 from moeplace.costmodel.transfers import chain_with_attention, flow_transfers, tp_allreduce_transfers
 from moeplace.placement.cost import evaluate
-from moeplace.traces.synth import synthesize
 from moeplace.topologies.base import TIER_LEAF, TIER_NVLINK
+from moeplace.traces.synth import synthesize
 from tests.costmodel import cases
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from moeplace.placement.builder import build_problem
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.traces.synth import synthesize
 from moeplace.topologies.base import TierCosts
+from moeplace.traces.synth import synthesize
 
 
 def small_problem(flow="chain", experts_per_gpu=1, *, affinity=0.6, seed=0, balance=False, path_seed=None,

@@ -7,8 +7,8 @@ import pytest
 
 from moeplace.errors import InputError
 from moeplace.placement.builder import build_fabric
-from moeplace.placement.presets import load_cluster
 from moeplace.placement.fabric import rebuild_fabric, sniff
+from moeplace.placement.presets import load_cluster
 from tests.topologies.helpers import DATA
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import evaluate
-from moeplace.traces.stats import RoutingStats
 from moeplace.topologies.base import TierCosts
+from moeplace.traces.stats import RoutingStats
 from tests.conftest import paths
 
 COSTS = TierCosts((0.0, 0.1, 1.0, 2.0, 3.0))

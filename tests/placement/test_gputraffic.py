@@ -8,13 +8,13 @@ import pytest
 from moeplace.placement.baselines import BASELINES
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import evaluate
+from moeplace.placement.gputraffic import bytes_by_tier, problem_gpu_traffic
 from moeplace.placement.presets import load_cluster
 from moeplace.placement.problem import Problem
-from moeplace.traces.synth import synthesize
 from moeplace.placement.traffic import HOME, PAD, Traffic
 from moeplace.topologies.base import TierCosts
 from moeplace.topologies.routing import link_loads
-from moeplace.placement.gputraffic import bytes_by_tier, problem_gpu_traffic
+from moeplace.traces.synth import synthesize
 
 
 @pytest.fixture

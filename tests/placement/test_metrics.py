@@ -5,8 +5,8 @@ import pytest
 
 from moeplace.placement.builder import build_problem
 from moeplace.placement.metrics import placement_metrics
-from moeplace.traces.stats import RoutingStats
 from moeplace.topologies.base import TierCosts
+from moeplace.traces.stats import RoutingStats
 from tests.conftest import paths
 
 TWO_TOKENS = paths([[0, 1], [2, 3]], [[3, 0], [1, 2]])

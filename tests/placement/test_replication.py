@@ -7,8 +7,8 @@ from moeplace.errors import InputError
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import evaluate
 from moeplace.placement.replication import choose_copies, expand_traffic, item_table
-from moeplace.traces.stats import RoutingStats
 from moeplace.topologies.base import TierCosts
+from moeplace.traces.stats import RoutingStats
 from tests.conftest import paths
 
 COSTS = TierCosts((0.0, 0.1, 1.0, 2.0, 3.0))

@@ -9,8 +9,8 @@ import numpy as np
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import objective
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.traces.synth import synthesize
 from moeplace.topologies.base import Fabric, TierCosts, default_hosts, tiers_from_positions
+from moeplace.traces.synth import synthesize
 
 COSTS = TierCosts((0.0, 0.05, 1.0, 2.0, 3.0))
 

@@ -10,11 +10,11 @@ from moeplace.placement.baselines import layer_major
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import objective
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.traces.synth import synthesize
 from moeplace.placement.validate import violations
 from moeplace.solvers import SolveConfig, available_solvers, solve
 from moeplace.solvers.bounds import combinatorial_bound
 from moeplace.topologies.base import TierCosts
+from moeplace.traces.synth import synthesize
 
 SOLVERS = sorted(available_solvers())
 

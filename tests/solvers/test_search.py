@@ -8,12 +8,12 @@ import pytest
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import objective
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.traces.synth import synthesize
 from moeplace.solvers import SolveConfig, solve
 from moeplace.solvers.affinity import build_affinity
 from moeplace.solvers.search import LocalSearch
 from moeplace.solvers.window import repartition_pair
 from moeplace.topologies.base import TierCosts
+from moeplace.traces.synth import synthesize
 
 
 def problem(num_experts=8, layers=3, nodes=6, gpn=4, top_k=2, flow="chain", seed=0, affinity=0.7):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from moeplace.topologies.specs import DragonflyPlusSpec, FatTreeSpec
 from moeplace.topologies.dragonfly import dragonfly_plus
 from moeplace.topologies.fattree import fat_tree
+from moeplace.topologies.specs import DragonflyPlusSpec, FatTreeSpec
 from tests.conftest import REPO
 
 DATA = REPO / "tests" / "data" / "topologies"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from moeplace.errors import InputError
-from moeplace.topologies.specs import DragonflyPlusSpec
 from moeplace.topologies.base import TIER_CORE, TIER_LEAF, TIER_POD
 from moeplace.topologies.dragonfly import dragonfly_shape
+from moeplace.topologies.specs import DragonflyPlusSpec
 from tests.topologies.helpers import dfp, nx_host_hops
 
 

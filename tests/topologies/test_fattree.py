@@ -8,9 +8,9 @@ import pytest
 from moeplace.errors import InputError
 from moeplace.placement.builder import build_fabric
 from moeplace.placement.presets import load_cluster
-from moeplace.topologies.specs import FatTreeSpec
 from moeplace.topologies.base import TIER_CORE, TIER_LEAF, TIER_NVLINK, TIER_POD
 from moeplace.topologies.fattree import fat_tree_shape, split_ports
+from moeplace.topologies.specs import FatTreeSpec
 from tests.topologies.helpers import ft, nx_host_hops
 
 

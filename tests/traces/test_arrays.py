@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces import arrays
 from moeplace.traces.read import ReadOptions, read_stats
+from moeplace.traces.stats import RoutingStats
 from tests.traces.helpers import FLAME_NPZ, assert_error, assert_same_counts, flame_topk, run
 
 

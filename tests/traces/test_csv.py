@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.csvcounts import to_csv
 from moeplace.traces.read import read_stats
+from moeplace.traces.stats import RoutingStats
 from tests.traces.helpers import DATA, assert_error, flame_topk, run
 
 CSV = DATA / "csv"

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.read import ReadOptions, read_stats
+from moeplace.traces.stats import RoutingStats
 from tests.conftest import shared_routing_dir
 from tests.traces.helpers import FLAME_JSONL, FLAME_NPZ, assert_error, assert_same_counts, flame_topk, run
 

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from moeplace.traces.measures import load_measures, measure
 from moeplace.traces.stats import RoutingStats
 from moeplace.traces.synth import synthesize
-from moeplace.traces.measures import load_measures, measure
 from tests.traces.helpers import FLAME_NPZ
 
 

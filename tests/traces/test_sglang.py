@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.read import ReadOptions, read_stats
+from moeplace.traces.stats import RoutingStats
 from tests.traces.helpers import DATA, assert_error, assert_same_counts, flame_sequence, flame_topk, run
 
 torch = pytest.importorskip("torch")

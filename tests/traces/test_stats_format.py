@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from moeplace.errors import InputError
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.read import ReadOptions, read_stats
+from moeplace.traces.stats import RoutingStats
 from tests.traces.helpers import FLAME_JSONL, FLAME_NPZ, assert_same_counts, flame_sequence, flame_topk
 
 V2_KEYS = ["coact", "dropped_records", "format_version", "keep_paths", "layers", "load", "measured", "num_tokens",

@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 
-from moeplace.traces.stats import RoutingStats
 from moeplace.traces.read import read_stats
+from moeplace.traces.stats import RoutingStats
 from tests.data.routing.make_samples import write_safetensors
 from tests.traces.helpers import DATA, assert_error, assert_same_counts, flame_sequence, flame_topk, run
 

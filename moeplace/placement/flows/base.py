@@ -47,6 +47,8 @@ class FlowModel:
     collective: the communication the transfers are measured as, "p2p" or "alltoall" (the profile's curve).
     tensor_parallel_attention: the cost model can run attention tensor-parallel inside one node instead.
     balance_per_layer: planned with every GPU's count of each layer's experts balanced by default.
+    reversed_kinds: transfer kinds stored as HOME -> item whose data really moves item -> home (the cost
+        model charges them to the nodes in that direction).
     peer_load(problem) -> float [items]: the tokens through each expert, in bytes per token, as a load
         balancer (EPLB) sees them; None: the bytes of every hyperedge an item takes part in (a proxy).
     """
@@ -59,6 +61,7 @@ class FlowModel:
     collective: Literal["p2p", "alltoall"]
     tensor_parallel_attention: bool = False
     balance_per_layer: bool = False
+    reversed_kinds: tuple[str, ...] = ()
     peer_load: Callable[[Problem], np.ndarray] | None = None
 
 

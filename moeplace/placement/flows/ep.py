@@ -61,5 +61,6 @@ register_flow(FlowModel(
     collective="alltoall",
     tensor_parallel_attention=True,
     balance_per_layer=True,
+    reversed_kinds=("combine",),
     peer_load=peer_load,
 ))

@@ -128,8 +128,8 @@ def csv_samples(topk: np.ndarray, layers: np.ndarray) -> None:
     import sys
 
     sys.path.insert(0, str(HERE.parents[2]))
-    from moeplace.traces.stats import RoutingStats
     from moeplace.traces.csvcounts import to_csv
+    from moeplace.traces.stats import RoutingStats
 
     out = HERE / "csv"
     out.mkdir(exist_ok=True)
