@@ -1,6 +1,7 @@
 """Per-token routing traces as arrays: `topk` int [tokens, moe_layers, k], experts in gate order.
 
-`.npz`/`.npy` arrays are read here directly (no pickles); any other per-token format moeplace reads (JSON
+`.npz`/`.npy` arrays are read by the streaming reader the statistics builder uses (`traces.arrays.topk_blocks`:
+no pickles, corrupt and truncated files named); any other per-token format moeplace reads (JSON
 lines, SGLang per-token dumps, TensorRT-LLM token_selected_experts) goes through `moeplace.traces.read`,
 which returns the tokens that have a record at every layer, in file order.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
+from moeplace.traces.arrays import topk_blocks
 
 
 def read_topk(path: str | Path, *, num_experts: int | None = None) -> np.ndarray:
@@ -21,29 +23,12 @@ def read_topk(path: str | Path, *, num_experts: int | None = None) -> np.ndarray
         raise InputError("file not found", source=str(p))
     if p.is_dir() or p.suffix.lower() not in (".npz", ".npy"):
         return _read_other(p, num_experts)
-    try:
-        if p.suffix.lower() == ".npy":
-            topk = np.load(p, allow_pickle=False)
-        else:
-            with np.load(p, allow_pickle=False) as z:
-                if "topk" not in z.files:
-                    raise InputError(f"no array 'topk' (found: {', '.join(z.files) or 'none'})", source=str(p))
-                topk = z["topk"]
-    except InputError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise InputError("holds pickled objects, which moeplace never loads", source=str(p)) from None
-        raise InputError(f"not a readable array file ({exc})", source=str(p)) from None
-    except Exception as exc:
-        raise InputError(f"not a readable array file ({type(exc).__name__}: {exc})", source=str(p)) from None
-    if topk.ndim != 3:
-        raise InputError(f"must be [tokens, moe_layers, k], got shape {topk.shape}", source=str(p), field="topk")
-    if not np.issubdtype(topk.dtype, np.integer):
-        raise InputError(f"must hold integer expert ids, got dtype {topk.dtype}", source=str(p), field="topk")
-    if topk.shape[0] == 0:
+    shape, blocks = topk_blocks(p)
+    if len(shape) != 3:
+        raise InputError(f"must be [tokens, moe_layers, k], got shape {shape}", source=str(p), field="topk")
+    if shape[0] == 0:
         raise InputError("holds no tokens", source=str(p), field="topk")
-    return topk
+    return np.concatenate(list(blocks))
 
 
 def _read_other(p: Path, num_experts: int | None) -> np.ndarray:
