@@ -53,6 +53,12 @@ class Plan:
         """(objective - bound) / objective."""
         return float(self.record.solver.gap)
 
+    def __repr__(self) -> str:
+        r = self.record
+        where = f", path={str(self.path)!r}" if self.path else ""
+        return (f"Plan(model={r.model.name!r}, gpus={r.num_gpus}, flow={r.flow.name!r}, solver={r.solver.name!r}, "
+                f"objective={self.objective:.6g}, bound={self.bound:.6g}, gap={self.gap:.4f}{where})")
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name in ("record", "run", "outcome", "path"):
             raise AttributeError(name)
@@ -125,11 +131,18 @@ def solve_request(req: PlanRequest, *, progress=None) -> Plan:
     return Plan(record=outcome.plan, run=outcome.run, outcome=outcome)
 
 
-def solve(**kwargs: Any) -> Plan:
-    """Plan a placement: `moeplace solve` as a function. Keywords and defaults are `plan_request`'s (the
-    CLI's), plus `progress`; nothing is written until `Plan.save`."""
-    progress = kwargs.pop("progress", None)
-    return solve_request(plan_request(**kwargs), progress=progress)
+def solve(*, model: str | Path | ModelSpec | None = None, cluster: str | Path | ClusterSpec | None = None,
+          nodes: int | None = None, gpus_per_node: int | None = None, experts_per_gpu: int | None = None,
+          hosts: str | None = None, topology: str | Path | FatTreeSpec | DragonflyPlusSpec | None = None,
+          stats: str | Path | RoutingStats | None = None, flow: str = "chain", dedup: bool = True,
+          solver: str = "lns", time_limit_s: float = 60.0, work_limit: float | None = None, seed: int = 0,
+          strong_bound_s: float = 0.0, balance_per_layer: bool = False, tier_costs: dict[str, float] | None = None,
+          synth: dict | None = None, replicas: int = 0, replan_from: str | Path | None = None,
+          max_moves: int | None = None, move_cost: float = 0.0, progress=None) -> Plan:
+    """Plan a placement: `moeplace solve` as a function, with its names and defaults (docs/api.md);
+    `progress(info)` is called with the incumbent as it improves. Nothing is written until `Plan.save`."""
+    options = {k: v for k, v in locals().items() if k != "progress"}
+    return solve_request(plan_request(**options), progress=progress)
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -97,3 +97,20 @@ def test_the_docs_example_runs_as_written(tmp_path, monkeypatch):
     (tmp_path / "examples" / "tiny.toml").write_text((REPO / "examples" / "tiny.toml").read_text())
     exec(compile(block, "docs/api.md", "exec"), {})
     assert (tmp_path / "tiny-plan" / "plan.json").is_file()
+
+
+def test_solve_has_the_cli_defaults():
+    import inspect
+
+    import click
+
+    from moeplace.commands.solve import solve as command
+
+    api_defaults = {k: v.default for k, v in inspect.signature(moeplace.solve).parameters.items()}
+    ctx = click.Context(command)
+    cli_defaults = {p.name: p.get_default(ctx) for p in command.params}
+    renamed = {"model": "model_ref", "cluster": "cluster_ref", "stats": "stats_ref"}
+    repeatable = {"tier_costs", "synth"}       # KEY=VALUE strings on the command line, a dict (or None) here
+    shared = [k for k in api_defaults if renamed.get(k, k) in cli_defaults and k not in repeatable]
+    assert len(shared) == 20
+    assert {k: api_defaults[k] for k in shared} == {k: cli_defaults[renamed.get(k, k)] for k in shared}
