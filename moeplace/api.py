@@ -18,7 +18,7 @@ from moeplace.evaluation import evaluate_plan_record, resolve_plan_path
 from moeplace.fileio import atomic_dir, dumps_json, write_text
 from moeplace.launch.render import LaunchFiles, render_launch, write_launch
 from moeplace.placement import plan as plan_file
-from moeplace.placement.presets import load_cluster, load_model
+from moeplace.placement.presets import load_cluster, load_model, validate_spec
 from moeplace.placement.schema import ClusterSpec, ModelSpec
 from moeplace.planner import PlanOutcome, PlanRequest, plan_placement
 from moeplace.topologies.specs import TOPOLOGY_CLASSES, DragonflyPlusSpec, FatTreeSpec
@@ -97,7 +97,7 @@ def _cluster(cluster: str | Path | ClusterSpec | None, nodes: int | None, gpus_p
     if not isinstance(cluster, ClusterSpec):
         return load_cluster(None if cluster is None else str(cluster), **overrides)
     data = {**cluster.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-    return ClusterSpec.model_validate(data)
+    return validate_spec(ClusterSpec, data, "cluster")
 
 
 def plan_request(*, model: str | Path | ModelSpec | None = None, cluster: str | Path | ClusterSpec | None = None,
@@ -113,7 +113,8 @@ def plan_request(*, model: str | Path | ModelSpec | None = None, cluster: str | 
     model_spec = _model(model)
     cluster_spec = _cluster(cluster, nodes, gpus_per_node, experts_per_gpu, hosts)
     if isinstance(topology, tuple(TOPOLOGY_CLASSES.values())):
-        cluster_spec = ClusterSpec.model_validate({**cluster_spec.model_dump(), "topology": topology.model_dump()})
+        cluster_spec = validate_spec(ClusterSpec, {**cluster_spec.model_dump(), "topology": topology.model_dump()},
+                                     "topology")
         topology = None
     stats_obj = stats if isinstance(stats, RoutingStats) else None
     stats_ref = None if stats is None or stats_obj is not None else str(stats)

@@ -78,6 +78,9 @@ def test_spec_objects_and_presets_by_name():
 def test_bad_input_raises_the_cli_message():
     with pytest.raises(InputError, match="unknown model preset 'nope'"):
         moeplace.solve(model="nope")
+    cluster = load_cluster("seed")
+    with pytest.raises(InputError, match=r"^cluster: num_nodes: Input should be greater than 0 \(got 0\)$"):
+        moeplace.solve(cluster=cluster, nodes=0)
 
 
 def test_import_moeplace_is_cheap():

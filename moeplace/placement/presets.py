@@ -111,6 +111,11 @@ def _validate(cls: type[T], data: dict[str, Any], source: str) -> T:
         raise InputError(f"{err['msg']}{shown}", source=source, field=loc) from None
 
 
+def validate_spec(cls: type[T], data: dict[str, Any], source: str) -> T:
+    """A spec from a dict, a bad field a one-line `InputError` naming `source`, the field and the value."""
+    return _validate(cls, data, source)
+
+
 def _resolve(cls: type[T], registry: dict[str, T], ref: str | None, default: str, what: str,
              overrides: dict[str, Any] | None) -> T:
     ref = ref or default
