@@ -160,4 +160,4 @@ def mtkahypar_peer(w, co, paths, s: EpShape, seed: int = 0) -> np.ndarray:
 
 @register("moeplace")
 def moeplace_peer(w, co, paths, s: EpShape, seed: int = 0) -> np.ndarray:
-    return rebalance(w, s.num_physical, s.num_groups, s.num_nodes, s.num_gpus, coact=co)[0]
+    return rebalance(w, s.num_physical, s.num_groups, s.num_nodes, s.num_gpus, coact=paths, seed=seed)[0]

@@ -17,8 +17,8 @@ How (per layer, all steps deterministic):
               Q = sum_{e != f} coact[e, f] x_e^T D x_f,
           x_e [nodes] = the share of e's copies on each node (a token picks a copy of each of its experts
           independently), D = node_cost (default 1 off the diagonal: "crosses a node boundary"; a fabric's
-          hops give tier-aware costs). A swap never puts two copies of an expert on one node that had one
-          copy there fewer, so copies keep covering distinct nodes (the engines' local-copy rule uses that).
+          hops give tier-aware costs). A swap never moves a copy onto a node that already holds a copy of
+          the same expert, so copies spread over distinct nodes (SGLang's same-GPU rule rewards that).
 Work is bounded by `max_swaps` per layer (not by a clock): the same inputs give the same outputs.
 """
 
@@ -144,11 +144,13 @@ def cut_swaps(weight_E: np.ndarray, phy2log_P: np.ndarray, coact_EE: np.ndarray,
 
 
 def rebalance(weight, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int, *, coact=None,
-              fabric=None, max_swaps: int = MAX_SWAPS):
+              fabric=None, max_swaps: int = MAX_SWAPS, partition: bool = True, seed: int = 0):
     """(phy2log, log2phy, logcnt) as DeepSeek EPLB's `rebalance_experts`; see the module docstring.
 
     coact: optional co-activation [L, E, E] (tokens that chose both experts; numpy or torch), or token
     paths int [T, L, k]. fabric: optional node cost [N, N] (or an object with `node_hops_NN`).
+    partition: with token paths and Mt-KaHyPar installed, also start Step 2 from a km1 partition of the slots
+    (repaired under the cap) and keep, per layer, the start whose result touches fewer remote nodes.
     """
     w, like = _as_numpy(weight)
     if w.ndim != 2:
@@ -158,14 +160,34 @@ def rebalance(weight, num_replicas: int, num_groups: int, num_nodes: int, num_gp
     phy2log = best_balance(w, num_replicas, num_groups, num_nodes, num_gpus)
     co, _ = _as_numpy(coact)
     if co is not None:
+        paths = None
         if co.ndim == 3 and co.shape[1:] != (E, E) and co.shape[1] == L:
-            co = coact_from_topk(co.astype(np.int64), E)
+            paths = co.astype(np.int64)
+            co = coact_from_topk(paths, E)
         if co.shape != (L, E, E):
             raise ValueError(f"coact must be [{L}, {E}, {E}] or token paths [T, {L}, k], got shape {co.shape}")
         cost = node_cost_of(fabric, num_nodes)
         caps = gpu_load_LG(w, phy2log, num_gpus).max(1)
-        phy2log = np.stack([cut_swaps(w[li], phy2log[li], co[li], cost, num_gpus, num_nodes, float(caps[li]),
-                                      max_swaps) for li in range(L)])
+        phy2log = np.stack([_cut_layer(w[li], phy2log[li], co[li], None if paths is None else paths[:, li], cost,
+                                       num_gpus, num_nodes, float(caps[li]), max_swaps, partition, seed)
+                            for li in range(L)])
     logcnt = np.stack([np.bincount(phy2log[li], minlength=E) for li in range(L)]).astype(np.int64)
     log2phy = log2phy_of(phy2log, phyrank_of(phy2log), logcnt)
     return _back(phy2log, like), _back(log2phy, like), _back(logcnt, like)
+
+
+def _cut_layer(w_E, phy_P, co_EE, ids_TK, cost, num_gpus, num_nodes, cap, max_swaps, partition, seed):
+    from moeplace.ep import partition as part
+    from moeplace.ep.score import layer_remote_nodes
+
+    best = cut_swaps(w_E, phy_P, co_EE, cost, num_gpus, num_nodes, cap, max_swaps)
+    if ids_TK is None or not partition or not part.available() or num_nodes == 1:
+        return best
+    sw = w_E / np.bincount(phy_P, minlength=w_E.size)
+    start = part.pack_nodes(phy_P, sw[phy_P], part.km1_nodes(phy_P, ids_TK, num_nodes, seed), num_gpus, num_nodes)
+    fixed = part.repair(start, w_E, co_EE, cost, num_gpus, num_nodes, cap)
+    if fixed is None:
+        return best
+    other = cut_swaps(w_E, fixed, co_EE, cost, num_gpus, num_nodes, cap, max_swaps)
+    score = [layer_remote_nodes(x, ids_TK, num_gpus, num_nodes) for x in (best, other)]
+    return other if score[1] < score[0] - 1e-12 else best

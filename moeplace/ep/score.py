@@ -28,6 +28,20 @@ def default_homes(num_tokens: int, num_gpus: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(num_tokens) % num_gpus
 
 
+def layer_remote_nodes(phy2log_P: np.ndarray, ids_TK: np.ndarray, num_gpus: int, num_nodes: int,
+                       home_T: np.ndarray | None = None) -> float:
+    """Expected remote nodes per token of one layer under the vLLM rule (the quantity bytes scale with)."""
+    T = ids_TK.shape[0]
+    E = int(max(phy2log_P.max(), ids_TK.max())) + 1
+    per_gpu, gpn = phy2log_P.size // num_gpus, num_gpus // num_nodes
+    home = default_homes(T, num_gpus) if home_T is None else home_T
+    held = np.zeros((E, num_nodes))
+    np.add.at(held, (phy2log_P, np.arange(phy2log_P.size) // per_gpu // gpn), 1.0)
+    q = (held / np.maximum(held.sum(1), 1)[:, None])[ids_TK]
+    touch = 1.0 - np.prod(1.0 - q, axis=1)
+    return float((touch.sum() - touch[np.arange(T), home // gpn].sum()) / T)
+
+
 def score(phy2log_LP: np.ndarray, paths_TLK: np.ndarray, num_gpus: int, num_nodes: int, *, rule: str = "vllm",
           home_T: np.ndarray | None = None, token_bytes: int = TOKEN_BYTES) -> dict[str, float]:
     """Metrics of the placement on the paths (means per token and MoE layer unless named per token)."""

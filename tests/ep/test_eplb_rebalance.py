@@ -54,8 +54,10 @@ def test_rebalance_with_coactivation_cuts_cross_node_bytes_and_keeps_balance():
     assert (gpu_load_LG(w, ours, W).max(1) <= gpu_load_LG(w, ref, W).max(1) + 1e-9).all()
     a, b = score(ref, test, W, N), score(ours, test, W, N)
     assert b["cross_node_bytes_per_token"] < 0.9 * a["cross_node_bytes_per_token"]
-    same, _, _ = moeplace.rebalance(w, 80, 8, N, W, coact=plan)  # token paths work as co-activation too
-    assert np.array_equal(same, ours)
+    paths, _, _ = moeplace.rebalance(w, 80, 8, N, W, coact=plan)  # token paths: also a km1-partition start
+    assert (gpu_load_LG(w, paths, W).max(1) <= gpu_load_LG(w, ref, W).max(1) + 1e-9).all()
+    assert score(paths, test, W, N)["cross_node_bytes_per_token"] < 0.9 * a["cross_node_bytes_per_token"]
+    assert np.array_equal(paths, moeplace.rebalance(w, 80, 8, N, W, coact=plan)[0])  # reproducible
 
 
 def test_rebalance_takes_and_returns_torch():
