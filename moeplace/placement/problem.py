@@ -38,7 +38,7 @@ class Problem:
             arr.setflags(write=False)
         assert self.traffic.num_items == self.num_items, (self.traffic.num_items, self.num_items)
         extra = self.num_items - self.model.num_items
-        if extra and self.experts_per_gpu != 1:
+        if extra and self.experts_per_gpu != 1 and self.flow != "ep":  # ep: engine layouts (moeplace.ep)
             raise InfeasibleError(f"replicas need one expert per GPU (experts_per_gpu is {self.experts_per_gpu}): "
                                   "with several experts per GPU, balance load by placement instead",
                                   field="--replicas")
