@@ -107,6 +107,12 @@ def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time
             outcome = plan_placement(req, progress=progress)
         write_text(tmp / "plan.json", plan_json(outcome.plan))
         write_text(tmp / "run.json", dumps_json(outcome.run))
+        moved = outcome.result.details.get("migration")
+        if moved is not None:
+            from moeplace.ep.migrate import migration_json
+
+            write_text(tmp / "migration.json", migration_json(moved["moves"], num_gpus=outcome.problem.num_gpus,
+                                                              num_slots=outcome.result.details["num_slots"]))
         launch = None if no_emit else render_launch(outcome.plan)
         if launch is not None:
             write_launch(tmp, launch)

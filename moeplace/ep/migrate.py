@@ -1,10 +1,12 @@
 """The migration between two EP layouts: which expert copies move from which rank to which, and the bytes.
 
-`migration(old, new, ...)` compares two phy2log [L, P] layouts slot by slot. A rank that needs a copy of
-expert e of layer l it does not hold receives it from a rank that holds e in the old layout, the same node
-first (NVLink), then the lowest rank; copies a rank holds in both layouts stay (even if their slot index
-changes: that is a local permutation, no bytes). `max_moves` keeps the new layout's moves in slot order up to
-the budget and leaves the remaining slots as they were, so the result is always a valid layout.
+`migration(old, new, ...)` compares two phy2log [L, P] layouts rank by rank (a rank's slots as a multiset:
+reordering inside a rank moves no bytes). A rank that needs a copy of expert e of layer l that it does not
+hold receives it from a rank that holds e in the old layout, the same node first (NVLink), then the lowest
+rank (every copy is read from the old layout before any slot is overwritten, as the engines' rearrangement
+does with its buffers). With `max_moves`, whole (layer, rank) changes are taken in order while they fit the
+budget and leave every expert of the layer with a copy; the others keep their old slots, so the result is
+always a layout the engines can run.
 """
 
 from __future__ import annotations
@@ -17,30 +19,32 @@ import numpy as np
 
 def migration(old_LP: np.ndarray, new_LP: np.ndarray, num_gpus: int, gpus_per_node: int, expert_bytes: int,
               *, max_moves: int | None = None) -> tuple[np.ndarray, list[dict]]:
-    """(the layout after at most max_moves copies moved [L, P], the moves as dicts)."""
+    """(the layout after the moves [L, P], the moves as dicts in the order to apply them)."""
     L, P = old_LP.shape
+    if new_LP.shape != (L, P):
+        raise ValueError(f"layouts differ in shape: {old_LP.shape} and {new_LP.shape}")
     per_gpu = P // num_gpus
     out = old_LP.copy()
     moves: list[dict] = []
     for li in range(L):
+        experts = set(old_LP[li].tolist())
         for r in range(num_gpus):
-            have = Counter(old_LP[li, r * per_gpu:(r + 1) * per_gpu].tolist())
-            want = Counter(new_LP[li, r * per_gpu:(r + 1) * per_gpu].tolist())
-            need = want - have
-            if not need or (max_moves is not None and len(moves) + sum(need.values()) > max_moves):
+            rows = slice(r * per_gpu, (r + 1) * per_gpu)
+            need = Counter(new_LP[li, rows].tolist()) - Counter(old_LP[li, rows].tolist())
+            n = sum(need.values())
+            if not n or (max_moves is not None and len(moves) + n > max_moves):
                 continue
-            for e, n in sorted(need.items()):
+            trial = out[li].copy()
+            trial[rows] = new_LP[li, rows]
+            if set(trial.tolist()) != experts:
+                continue
+            out[li] = trial
+            for e, c in sorted(need.items()):
                 holders = np.flatnonzero(old_LP[li] == e) // per_gpu
                 same = holders[holders // gpus_per_node == r // gpus_per_node]
                 src = int(same.min() if same.size else holders.min())
                 moves += [{"moe_layer": li, "expert": int(e), "from_rank": src, "to_rank": r,
-                           "bytes": int(expert_bytes), "nvlink": bool(same.size)} for _ in range(n)]
-            out[li, r * per_gpu:(r + 1) * per_gpu] = new_LP[li, r * per_gpu:(r + 1) * per_gpu]
-    for li in range(L):
-        missing = set(range(int(old_LP[li].max()) + 1)) - set(out[li].tolist())
-        if missing:  # a budget cut off the rank that took over an expert: keep the old rows there
-            raise ValueError(f"max_moves {max_moves} leaves MoE layer {li} without experts {sorted(missing)[:4]}; "
-                             "raise the budget")
+                           "bytes": int(expert_bytes), "nvlink": bool(same.size)} for _ in range(c)]
     return out, moves
 
 

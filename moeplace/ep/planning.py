@@ -112,6 +112,10 @@ def plan_ep(req):
     cluster = cluster.model_copy(update={"experts_per_gpu": s * model.num_moe_layers})
     co = stats.paths_TLK if stats.has("paths") else stats.coact_LEE
     phy2log, _, logcnt = rebalance(weight, E + R, 1, N, W, coact=co, fabric=fabric.node_hops_NN, seed=req.seed)
+    migration = None
+    if req.replan_from:
+        phy2log, migration = _replan(req, np.asarray(phy2log), W, cluster.gpus_per_node, expert_bytes(model))
+        logcnt = np.stack([np.bincount(row, minlength=E) for row in phy2log])
     costs = default_tier_costs(cluster, fabric)
     if req.tier_costs:
         costs = costs.with_overrides(**req.tier_costs)
@@ -123,7 +127,30 @@ def plan_ep(req):
     details = {"redundant_experts": R, "slots_per_gpu": s, "num_slots": E + R,
                "gpu_max_over_mean": round(float((load.max(1) / load.mean(1)).mean()), 6),
                "expert_gb_per_gpu": round(s * model.num_moe_layers * expert_bytes(model) / 1e9, 3)}
+    if migration is not None:
+        details["migration"] = migration
     result = SolveResult(solver="ep-rebalance", item_gpu_I=item_gpu, objective=float(cost.objective), bound=0.0,
                          status="feasible", wall_time_s=time.perf_counter() - start, work=0.0,
                          stop_reason="converged", details=details)
     return problem, stats, result
+
+
+def _replan(req, new_LP: np.ndarray, num_gpus: int, gpus_per_node: int, nbytes: int):
+    """The new layout cut to the move budget, and the migration from the plan in service."""
+    from moeplace.ep.migrate import migration
+    from moeplace.evaluation import resolve_plan_path
+    from moeplace.launch.engines import ep_layout
+    from moeplace.launch.layout import plan_layout
+    from moeplace.placement.plan import load_plan
+
+    path = resolve_plan_path(req.replan_from)
+    old = ep_layout(plan_layout(load_plan(path)))
+    if isinstance(old, str):
+        raise InputError(f"the plan in service has no EP layout: {old}", source=str(path), field="--from")
+    if old.phy2log_LP.shape != new_LP.shape:
+        raise InputError(f"the plan in service has {old.phy2log_LP.shape[1]} slots per layer on "
+                         f"{old.phy2log_LP.shape[1] // old.slots_per_rank} GPUs, the new one {new_LP.shape[1]} on "
+                         f"{num_gpus}", source=str(path), field="--from")
+    out, moves = migration(old.phy2log_LP, new_LP, num_gpus, gpus_per_node, nbytes, max_moves=req.max_moves)
+    return out, {"num_moves": len(moves), "bytes_moved": sum(m["bytes"] for m in moves),
+                 "bytes_across_nodes": sum(m["bytes"] for m in moves if not m["nvlink"]), "moves": moves}

@@ -57,3 +57,27 @@ def test_item_numbering_round_trips():
     copies = np.array([[2, 1, 1], [1, 1, 2]])
     gpu = item_gpu_of(phy, copies, 2)
     assert gpu.tolist()[:6] == [0, 0, 1, 1, 1, 0] and sorted(gpu.tolist()[6:]) == [0, 1]
+
+
+def test_replan_with_a_move_budget_writes_the_migration(tmp_path, capsys):
+    old = str(tmp_path / "old")
+    assert run(["solve", *EP, "--redundant-experts", "8", "--out", old], capsys)[0] == 0
+    new = tmp_path / "new"
+    code, _, err = run(["solve", *EP, "--redundant-experts", "8", "--seed", "5", "--from", old, "--max-moves", "6",
+                        "--out", str(new)], capsys)
+    assert code == 0, err
+    doc = json.loads((new / "migration.json").read_text())
+    assert 0 < doc["num_moves"] <= 6 and doc["bytes_moved"] == doc["num_moves"] * 3 * 256 * 128 * 2
+    before = json.loads((tmp_path / "old" / "plan.json").read_text())["placements"]
+    after = json.loads((new / "plan.json").read_text())["placements"]
+    held = {}
+    for p in before:
+        held.setdefault((p["rank"], p["moe_layer"]), []).append(p["expert"])
+    for m in doc["moves"]:
+        assert m["expert"] in held[(m["from_rank"], m["moe_layer"])]
+        assert any(p["rank"] == m["to_rank"] and p["moe_layer"] == m["moe_layer"] and p["expert"] == m["expert"]
+                   for p in after)
+    changed = sum(sorted(p["expert"] for p in before if (p["rank"], p["moe_layer"]) == key)
+                  != sorted(p["expert"] for p in after if (p["rank"], p["moe_layer"]) == key) for key in held)
+    assert changed <= doc["num_moves"]
+    assert run(["check", str(new)], capsys)[0] == 0
