@@ -46,6 +46,7 @@ class PlanRequest:
     move_cost: float = 0.0
     strong_bound_s: float = 0.0
     redundant_experts: int | str | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +88,11 @@ def baseline_records(problem: Problem, seed: int = 0) -> dict[str, BaselineRecor
 
 
 def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None = None) -> PlanOutcome:
+    if req.phase is not None and req.redundant_experts is None:
+        from moeplace.errors import InputError
+
+        raise InputError("the phase's time model is for EP layouts: add --flow ep --redundant-experts R|auto",
+                         field="--phase")
     if req.redundant_experts is not None:
         from moeplace.ep.planning import plan_ep
 

@@ -10,9 +10,17 @@ No lower bound is proven for this layout: the plan's bound is 0.
 
 Memory: the expert copies alone, s x MoE layers x one expert's bytes, must fit the GPU (`gpu.memory_gb`);
 `moeplace predict` checks the whole GPU (attention, KV cache, buffers) with the cost model.
-`--redundant-experts auto` takes the smallest R (multiple steps that keep (E + R) divisible by W, up to E, and
-memory-feasible) whose mean busiest-GPU load over the layers is within 2% of the lowest any such R reaches:
-the slowest rank sets the pace of an EP step, and every further copy costs memory and a weight transfer.
+`--redundant-experts auto` takes the smallest R (of those that keep (E + R) divisible by W, up to E, and fit
+memory) whose busiest-GPU time, averaged over the layers, is within 2% of the lowest any such R reaches: the
+slowest rank sets the pace of an EP step, and every further copy costs memory and a weight transfer. The
+phase (`--phase`, with that phase's statistics in `--stats`) sets the time model:
+  prefill  compute-bound: a GPU's time is its tokens (EPLB's load model);
+  decode   small batches (DECODE_TOKENS_PER_GPU tokens per GPU and step): an expert copy that gets any tokens
+           costs at least its weight-read floor, which the brief's H200 measurements put at FLOOR_TOKENS tokens
+           (a SwiGLU expert takes 40-50 us from 16 to 256 tokens); a GPU's time is the sum over its slots of
+           max(FLOOR_TOKENS, tokens) x the chance the slot is used. Copies that only split sub-floor batches buy
+           nothing, so decode plans get fewer redundant experts.
+Step 2's cap is the busiest GPU's tokens in both phases (the tighter of the two).
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ from moeplace.ep.rebalance import best_balance, rebalance
 from moeplace.placement.replication import item_table
 
 AUTO_TOLERANCE = 0.02
+DECODE_TOKENS_PER_GPU = 128
+FLOOR_TOKENS = 256
+PHASES = ("prefill", "decode")
 
 
 def expert_bytes(model) -> int:
@@ -47,7 +58,21 @@ def check_memory(model, cluster, slots_per_gpu: int) -> None:
                          f"than its {cluster.gpu.memory_gb:g} GB", field="--redundant-experts")
 
 
-def resolve_redundant(value, model, cluster, weight_LE: np.ndarray) -> int:
+def phase_time(weight_LE: np.ndarray, phy2log_LP: np.ndarray, num_gpus: int, top_k: int, phase: str) -> float:
+    """The busiest GPU's time in token units, averaged over layers, under the phase's model (module docstring)."""
+    if phase == "prefill":
+        return float(gpu_load_LG(weight_LE, phy2log_LP, num_gpus).max(1).mean())
+    L, E = weight_LE.shape
+    cnt = np.stack([np.bincount(row, minlength=E) for row in phy2log_LP])
+    share = weight_LE / weight_LE.sum(1, keepdims=True) / np.maximum(cnt, 1)          # of a layer's choices
+    step = DECODE_TOKENS_PER_GPU * num_gpus * top_k
+    n = np.take_along_axis(share, phy2log_LP, axis=1) * step                           # tokens per slot
+    used = 1.0 - np.exp(-n)                                                            # P(slot gets a token)
+    t = np.maximum(FLOOR_TOKENS * used, n)
+    return float(t.reshape(L, num_gpus, -1).sum(-1).max(1).mean())
+
+
+def resolve_redundant(value, model, cluster, weight_LE: np.ndarray, phase: str = "prefill") -> int:
     """R from `--redundant-experts` (an integer or "auto"), checked against the layout and memory."""
     E, W = model.num_experts, cluster.num_gpus
     if str(value) == "auto":
@@ -56,7 +81,8 @@ def resolve_redundant(value, model, cluster, weight_LE: np.ndarray) -> int:
         if not fits:
             raise InputError(f"no R in 0..{E} makes {E} + R a multiple of {W} GPUs with the experts in memory",
                              field="--redundant-experts")
-        worst = [float(gpu_load_LG(weight_LE, best_balance(weight_LE, E + r, 1, 1, W), W).max(1).mean()) for r in fits]
+        worst = [phase_time(weight_LE, best_balance(weight_LE, E + r, 1, 1, W), W, model.top_k, phase)
+                 for r in fits]
         best = min(worst)
         return next(r for r, x in zip(fits, worst) if x <= best * (1 + AUTO_TOLERANCE))
     try:
@@ -106,7 +132,10 @@ def plan_ep(req):
     fabric = build_fabric(cluster, req.topology)
     stats = load_stats(req.stats_ref, model, seed=req.seed, synth=req.synth)
     weight = stats.load_LE.astype(np.float64)
-    R = resolve_redundant(req.redundant_experts, model, cluster, weight)
+    phase = req.phase or "prefill"
+    if phase not in PHASES:
+        raise InputError(f"must be prefill or decode, got {phase!r}", field="--phase")
+    R = resolve_redundant(req.redundant_experts, model, cluster, weight, phase)
     W, N, E = cluster.num_gpus, cluster.num_nodes, model.num_experts
     s = (E + R) // W
     cluster = cluster.model_copy(update={"experts_per_gpu": s * model.num_moe_layers})
@@ -124,7 +153,7 @@ def plan_ep(req):
     item_gpu = item_gpu_of(np.asarray(phy2log), np.asarray(logcnt), W)
     cost = evaluate(problem, item_gpu)
     load = gpu_load_LG(weight, np.asarray(phy2log), W)
-    details = {"redundant_experts": R, "slots_per_gpu": s, "num_slots": E + R,
+    details = {"phase": phase, "redundant_experts": R, "slots_per_gpu": s, "num_slots": E + R,
                "gpu_max_over_mean": round(float((load.max(1) / load.mean(1)).mean()), 6),
                "expert_gb_per_gpu": round(s * model.num_moe_layers * expert_bytes(model) / 1e9, 3)}
     if migration is not None:

@@ -81,3 +81,25 @@ def test_replan_with_a_move_budget_writes_the_migration(tmp_path, capsys):
                   != sorted(p["expert"] for p in after if (p["rank"], p["moe_layer"]) == key) for key in held)
     assert changed <= doc["num_moves"]
     assert run(["check", str(new)], capsys)[0] == 0
+
+
+def test_decode_counts_the_weight_read_floor_so_it_wants_fewer_copies():
+    from moeplace.ep.planning import phase_time
+    from moeplace.ep.rebalance import best_balance
+
+    rng = np.random.default_rng(0)
+    w = np.exp(rng.standard_normal((4, 256)))
+    plain, spread = best_balance(w, 256, 1, 1, 32), best_balance(w, 288, 1, 1, 32)
+    assert phase_time(w, spread, 32, 8, "prefill") < 0.97 * phase_time(w, plain, 32, 8, "prefill")
+    gain_decode = phase_time(w, spread, 32, 8, "decode") / phase_time(w, plain, 32, 8, "decode")
+    gain_prefill = phase_time(w, spread, 32, 8, "prefill") / phase_time(w, plain, 32, 8, "prefill")
+    assert gain_decode > gain_prefill
+
+
+def test_phase_is_recorded_and_needs_an_ep_layout(tmp_path, capsys):
+    code, _, err = run(["solve", *EP, "--redundant-experts", "auto", "--phase", "decode", "--out",
+                        str(tmp_path / "d")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "d" / "run.json").read_text())["details"]["phase"] == "decode"
+    code, _, err = run(["solve", *EP, "--phase", "decode", "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and "--phase" in err and "--redundant-experts" in err
