@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moeplace.ep.eplb import balanced_packing, hierarchical, replicate_experts
+from moeplace.ep.eplb import hierarchical, replicate_experts
+from moeplace.ep.partition import km1_nodes, pack_nodes
 from moeplace.ep.rebalance import rebalance
 
 
@@ -105,18 +106,6 @@ def trtllm_cooccurrence(w, co, paths, s: EpShape, seed: int = 0) -> np.ndarray:
     return out
 
 
-def _pack_nodes(phy_P: np.ndarray, sw_P: np.ndarray, node_P: np.ndarray, s: EpShape) -> np.ndarray:
-    """phy2log of one layer from each slot's node: every node's slots packed to its GPUs heaviest first."""
-    out = np.empty(s.num_physical, dtype=np.int64)
-    per_node = s.num_physical // s.num_nodes
-    for n in range(s.num_nodes):
-        mine = np.flatnonzero(node_P == n)
-        assert mine.size == per_node, (mine.size, per_node)
-        pack, rank = balanced_packing(sw_P[mine][None, :], s.gpus_per_node)
-        out[n * per_node + pack[0] * s.slots_per_gpu + rank[0]] = phy_P[mine]
-    return out
-
-
 @register("sglang-topology")
 def sglang_topology(w, co, paths, s: EpShape, seed: int = 0) -> np.ndarray:
     phy, sw = _slots(w, s)
@@ -136,26 +125,15 @@ def sglang_topology(w, co, paths, s: EpShape, seed: int = 0) -> np.ndarray:
             node[p], held[n, e] = n, True
             load[n] += sw[li, p]
             room[n] -= 1
-        out[li] = _pack_nodes(phy[li], sw[li], node, s)
+        out[li] = pack_nodes(phy[li], sw[li], node, s.num_gpus, s.num_nodes)
     return out
 
 
 @register("mtkahypar")
 def mtkahypar_peer(w, co, paths, s: EpShape, seed: int = 0) -> np.ndarray:
-    from moeplace.peers.mtkahypar import km1_partition
-
     phy, sw = _slots(w, s)
-    per_node = s.num_physical // s.num_nodes
-    out = np.empty_like(phy)
-    T = paths.shape[0]
-    for li in range(w.shape[0]):
-        copies = [np.flatnonzero(phy[li] == e) for e in range(s.num_experts)]
-        ids = paths[:, li, :].astype(np.int64)
-        pins = np.array([copies[e][t % copies[e].size] for t, row in enumerate(ids.tolist()) for e in row])
-        ptr = np.arange(0, T * ids.shape[1] + 1, ids.shape[1])
-        node = km1_partition(s.num_physical, ptr, pins, np.ones(T), [per_node] * s.num_nodes, seed)
-        out[li] = _pack_nodes(phy[li], sw[li], node, s)
-    return out
+    nodes = [km1_nodes(phy[li], paths[:, li, :].astype(np.int64), s.num_nodes, seed) for li in range(w.shape[0])]
+    return np.stack([pack_nodes(phy[li], sw[li], n, s.num_gpus, s.num_nodes) for li, n in enumerate(nodes)])
 
 
 @register("moeplace")

@@ -69,8 +69,8 @@ def ep_layout(layout: Layout) -> EpLayout | str:
     holders = int((count_RL[:, ml] > 0).sum())
     layer = m.moe_layer_numbers[ml]
     return (f"MoE layer {layer}'s {m.num_experts} experts sit on {holders} of {W} GPUs "
-            f"({int(count_RL[:, ml].min())} to {int(count_RL[:, ml].max())} per GPU), but vLLM, SGLang and TensorRT-LLM "
-            f"give every EP rank the same number of slots of every MoE layer; for them, plan an EP layout: "
+            f"({int(count_RL[:, ml].min())} to {int(count_RL[:, ml].max())} per GPU), but vLLM, SGLang and "
+            f"TensorRT-LLM give every EP rank the same number of slots of every MoE layer; for them, plan an EP layout: "
             f"--flow ep --balance-per-layer --experts-per-gpu K on W GPUs, W dividing {m.num_experts} and "
             f"K = {L} x {m.num_experts} / W")
 
