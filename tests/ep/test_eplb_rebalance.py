@@ -76,3 +76,28 @@ def test_rebalance_takes_and_returns_torch():
 def test_rebalance_refuses_impossible_layouts(args, message):
     with pytest.raises(ValueError, match=message):
         moeplace.rebalance(README_WEIGHT, *args)
+
+
+def test_fabric_costs_are_checked_and_used():
+    rng = np.random.default_rng(4)
+    w = np.exp(rng.standard_normal((2, 32)))
+    paths = synthesize_paths(2, 32, 4, num_tokens=512, seed=4, cluster_size=4, coact=0.8)
+    with pytest.raises(ValueError, match=r"fabric: node cost is \(3, 3\), expected \(4, 4\)"):
+        moeplace.rebalance(w, 48, 4, 4, 16, coact=paths, fabric=np.ones((3, 3)))
+    near = np.array([[0, 1, 3, 3], [1, 0, 3, 3], [3, 3, 0, 1], [3, 3, 1, 0]], dtype=float)
+    flat, _, _ = moeplace.rebalance(w, 48, 4, 4, 16, coact=paths, partition=False)
+    tiered, _, _ = moeplace.rebalance(w, 48, 4, 4, 16, coact=paths, fabric=near, partition=False)
+    assert not np.array_equal(flat, tiered)
+    co = coact_from_topk(paths, 32)
+
+    def q(phy):  # the tier-weighted co-activation across nodes that Step 2 lowers
+        total = 0.0
+        for li in range(2):
+            X = np.zeros((32, 4))
+            np.add.at(X, (phy[li], np.arange(48) // 3 // 4), 1.0)
+            X /= X.sum(1, keepdims=True)
+            total += float(np.einsum("ef,en,nm,fm->", co[li], X, near, X))
+        return total
+    from moeplace.ep.rebalance import best_balance
+
+    assert q(tiered) < q(best_balance(w, 48, 4, 4, 16))     # Step 2 descends on the tiered cost it was given
