@@ -147,7 +147,10 @@ def plan_ep(req):
         logcnt = np.stack([np.bincount(row, minlength=E) for row in phy2log])
     costs = default_tier_costs(cluster, fabric)
     if req.tier_costs:
-        costs = costs.with_overrides(**req.tier_costs)
+        try:
+            costs = costs.with_overrides(**req.tier_costs)
+        except ValueError as exc:
+            raise InputError(str(exc), field="--tier-cost") from None
     problem = build_problem(model, cluster, stats, fabric=fabric, flow="ep", dedup=req.dedup, tier_costs=costs,
                             stats_source=req.stats_ref or "synthetic statistics", copies_LE=np.asarray(logcnt))
     item_gpu = item_gpu_of(np.asarray(phy2log), np.asarray(logcnt), W)

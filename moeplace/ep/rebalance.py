@@ -19,6 +19,9 @@ How (per layer, all steps deterministic):
           independently), D = node_cost (default 1 off the diagonal: "crosses a node boundary"; a fabric's
           hops give tier-aware costs). A swap never moves a copy onto a node that already holds a copy of
           the same expert, so copies spread over distinct nodes (SGLang's same-GPU rule rewards that).
+          With token paths (not just counts) and Mt-KaHyPar installed, Step 2 also starts from a km1 partition
+          of the slots into nodes (`moeplace.ep.partition`), repaired under the cap by swaps that add the
+          least Q, and keeps per layer the result that touches fewer remote nodes on those paths.
 Work is bounded by `max_swaps` per layer (not by a clock): the same inputs give the same outputs.
 """
 
