@@ -103,3 +103,9 @@ def test_phase_is_recorded_and_needs_an_ep_layout(tmp_path, capsys):
     assert json.loads((tmp_path / "d" / "run.json").read_text())["details"]["phase"] == "decode"
     code, _, err = run(["solve", *EP, "--phase", "decode", "--out", str(tmp_path / "x")], capsys)
     assert code == 2 and "--phase" in err and "--redundant-experts" in err
+
+
+def test_predict_says_the_cost_model_does_not_model_copies_yet(tmp_path, capsys):
+    assert run(["solve", *EP, "--redundant-experts", "8", "--out", str(tmp_path / "p")], capsys)[0] == 0
+    code, _, err = run(["predict", str(tmp_path / "p")], capsys)
+    assert code == 2 and "32 redundant expert copies, which the cost model does not model yet" in err
