@@ -13,7 +13,7 @@
 
 from moeplace.version import __version__
 
-__all__ = ["__version__", "Plan", "solve", "load_plan", "evaluate"]
+__all__ = ["__version__", "Plan", "solve", "load_plan", "evaluate", "rebalance"]
 _API = ("Plan", "solve", "load_plan", "evaluate")
 
 
@@ -22,8 +22,12 @@ def __getattr__(name: str):
         from moeplace import api
 
         return getattr(api, name)
+    if name == "rebalance":  # EPLB's signature (docs/engines.md)
+        from moeplace.ep.rebalance import rebalance
+
+        return rebalance
     raise AttributeError(f"module 'moeplace' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+    return sorted(set(globals()) | set(_API) | {"rebalance"})

@@ -71,6 +71,12 @@ class Plan:
         write_text(d / "plan.json", plan_file.plan_json(self.record))
         if self.run is not None:
             write_text(d / "run.json", dumps_json(self.run))
+        moved = None if self.outcome is None else self.outcome.result.details.get("migration")
+        if moved is not None:
+            from moeplace.ep.migrate import migration_json
+
+            write_text(d / "migration.json", migration_json(moved["moves"], num_gpus=self.outcome.problem.num_gpus,
+                                                            num_slots=self.outcome.result.details["num_slots"]))
         files = render_launch(self.record) if launch else None
         if files is not None:
             write_launch(d, files)
@@ -108,7 +114,8 @@ def plan_request(*, model: str | Path | ModelSpec | None = None, cluster: str | 
                  strong_bound_s: float = 0.0, balance_per_layer: bool = False,
                  tier_costs: dict[str, float] | None = None, synth: dict | None = None, replicas: int = 0,
                  replan_from: str | Path | None = None, max_moves: int | None = None,
-                 move_cost: float = 0.0) -> PlanRequest:
+                 move_cost: float = 0.0, redundant_experts: int | str | None = None,
+                 phase: str | None = None) -> PlanRequest:
     """The request `solve` runs, its inputs resolved (presets, files, spec objects) and checked."""
     model_spec = _model(model)
     cluster_spec = _cluster(cluster, nodes, gpus_per_node, experts_per_gpu, hosts)
@@ -123,7 +130,8 @@ def plan_request(*, model: str | Path | ModelSpec | None = None, cluster: str | 
                        time_limit_s=time_limit_s, work_limit=work_limit, seed=seed,
                        balance_per_layer=balance_per_layer, tier_costs=tier_costs, synth=synth, replicas=replicas,
                        replan_from=None if replan_from is None else str(replan_from), max_moves=max_moves,
-                       move_cost=move_cost, strong_bound_s=strong_bound_s)
+                       move_cost=move_cost, strong_bound_s=strong_bound_s,
+                       redundant_experts=redundant_experts, phase=phase)
 
 
 def solve_request(req: PlanRequest, *, progress=None) -> Plan:
@@ -139,7 +147,8 @@ def solve(*, model: str | Path | ModelSpec | None = None, cluster: str | Path | 
           solver: str = "lns", time_limit_s: float = 60.0, work_limit: float | None = None, seed: int = 0,
           strong_bound_s: float = 0.0, balance_per_layer: bool = False, tier_costs: dict[str, float] | None = None,
           synth: dict | None = None, replicas: int = 0, replan_from: str | Path | None = None,
-          max_moves: int | None = None, move_cost: float = 0.0, progress=None) -> Plan:
+          max_moves: int | None = None, move_cost: float = 0.0, redundant_experts: int | str | None = None,
+          phase: str | None = None, progress=None) -> Plan:
     """Plan a placement: `moeplace solve` as a function, with its names and defaults (docs/api.md);
     `progress(info)` is called with the incumbent as it improves. Nothing is written until `Plan.save`."""
     options = {k: v for k, v in locals().items() if k != "progress"}

@@ -46,6 +46,8 @@ class PlanRequest:
     max_moves: int | None = None
     move_cost: float = 0.0
     strong_bound_s: float = 0.0
+    redundant_experts: int | str | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,12 +91,22 @@ def baseline_records(problem: Problem, seed: int = 0) -> dict[str, BaselineRecor
 
 
 def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None = None) -> PlanOutcome:
-    problem, stats = make_problem(req)
-    origin = origin_assignment(req.replan_from, problem) if req.replan_from else None
-    config = SolveConfig(time_limit_s=req.time_limit_s, seed=req.seed, work_limit=req.work_limit, progress=progress,
-                         origin_gpu_I=origin, max_moves=req.max_moves, move_cost=req.move_cost,
-                         strong_bound_s=req.strong_bound_s)
-    result = solve(problem, config, solver=req.solver, hint=hint)
+    if req.phase is not None and req.redundant_experts is None:
+        from moeplace.errors import InputError
+
+        raise InputError("the phase's time model is for EP layouts: add --flow ep --redundant-experts R|auto",
+                         field="--phase")
+    if req.redundant_experts is not None:
+        from moeplace.ep.planning import plan_ep
+
+        problem, stats, result = plan_ep(req)
+    else:
+        problem, stats = make_problem(req)
+        origin = origin_assignment(req.replan_from, problem) if req.replan_from else None
+        config = SolveConfig(time_limit_s=req.time_limit_s, seed=req.seed, work_limit=req.work_limit,
+                             progress=progress, origin_gpu_I=origin, max_moves=req.max_moves,
+                             move_cost=req.move_cost, strong_bound_s=req.strong_bound_s)
+        result = solve(problem, config, solver=req.solver, hint=hint)
     cost = evaluate(problem, result.item_gpu_I)
     record = SolverRecord(name=result.solver, status=result.status, objective=round(result.objective, 6),
                           bound=round(result.bound, 6), gap=round(result.gap, 6), seed=req.seed,

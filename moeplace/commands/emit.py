@@ -65,7 +65,8 @@ def print_launch(console: Console, launch: LaunchFiles, out: str) -> None:
     console.line(f"  torchrun:  on every host: {out}/torchrun.sh static   (or c10d)")
     reason = launch.engines.get("sglang")
     if reason is None:
-        console.line(f"  engines:   {out}/engines/ (SGLang --init-expert-location, TensorRT-LLM load balancer)")
+        console.line(f"  engines:   {out}/engines/ (SGLang --init-expert-location, TensorRT-LLM load balancer, "
+                     "vLLM initial maps)")
     else:
         console.line(f"  engines:   not written: {reason}")
     for w in launch.warnings:

@@ -50,6 +50,11 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @synth_option
 @click.option("--replicas", type=click.IntRange(min=0), default=0, show_default=True,
               help="extra copies of the hottest experts, placed on spare GPUs (one expert per GPU)")
+@click.option("--redundant-experts", "redundant_experts", metavar="R|auto", default=None,
+              help="EP layout with R redundant expert slots per layer ((E + R) a multiple of the GPUs; needs --flow "
+                   "ep; auto: picked by the busiest GPU's load); see docs/engines.md")
+@click.option("--phase", type=click.Choice(["prefill", "decode"]), default=None,
+              help="with --redundant-experts: the serving phase the statistics and the time model are for")
 @click.option("--from", "replan_from", metavar="PLAN", default=None,
               help="re-plan: start from this plan (plan.json or its directory) and move few experts")
 @click.option("--max-moves", type=click.IntRange(min=0), default=None, help="re-plan: move at most N experts")
@@ -63,7 +68,7 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @click.option("-q", "--quiet", is_flag=True, help="print nothing but errors")
 def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time_limit_s, work_limit, seed,
           strong_bound_s, balance_per_layer, nodes, gpus_per_node, experts_per_gpu, hosts, tier_costs, synth, replicas,
-          replan_from, max_moves, move_cost, out_dir, force,
+          redundant_experts, phase, replan_from, max_moves, move_cost, out_dir, force,
           no_emit, as_json, quiet) -> None:
     """Place every expert on a GPU and write PLAN_DIR/plan.json and its launch files (see `moeplace emit`).
 
@@ -85,7 +90,8 @@ def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time
                        balance_per_layer=balance_per_layer,
                        tier_costs=parse_pairs(tier_costs, "--tier-cost", TIER_NAMES),
                        synth=parse_pairs(synth, "--synth", SYNTH_KNOBS), replicas=replicas, replan_from=replan_from,
-                       max_moves=max_moves, move_cost=move_cost, strong_bound_s=strong_bound_s)
+                       max_moves=max_moves, move_cost=move_cost, strong_bound_s=strong_bound_s,
+                       redundant_experts=redundant_experts, phase=phase)
     with atomic_dir(out_dir, force=force) as tmp:
         with console.progress("solving") as bar:
             task = bar.add_task("solving", total=None, info="")

@@ -80,7 +80,9 @@ def check_dir(directory: str | Path) -> CheckResult:
         problems += [f"{rel}: {p}" for p in found[:MAX_PER_FILE]]
         if len(found) > MAX_PER_FILE:
             problems.append(f"{rel}: ... and {len(found) - MAX_PER_FILE} more")
-    for name in ("engines/sglang-init-expert-location.json", "engines/trtllm-moe-load-balancer.yaml"):
+    from moeplace.launch.engines import ENGINE_FILES
+
+    for name in [f for files in ENGINE_FILES.values() for f in files]:
         if name not in expected and (d / name).exists():
             problems.append(f"{name}: present, but the plan has no layout the engines run (see engines/README.md)")
     return CheckResult(d, tuple(problems), len(expected), layout.world_size, layout.num_nodes)

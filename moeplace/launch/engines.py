@@ -1,4 +1,4 @@
-"""Engine placement exports: SGLang `--init-expert-location` and TensorRT-LLM `initial_global_assignments`.
+"""Engine placement exports: SGLang `--init-expert-location`, TensorRT-LLM `initial_global_assignments`, vLLM.
 
 Both engines run classic expert parallelism: every EP rank holds the same number `s` of physical expert
 slots of *every* MoE layer, physical slot p lives on EP rank p // s, and EP rank r is the r-th GPU in
@@ -28,6 +28,9 @@ from moeplace.launch.layout import Layout
 
 SGLANG_FILE = "engines/sglang-init-expert-location.json"
 TRTLLM_FILE = "engines/trtllm-moe-load-balancer.yaml"
+VLLM_RECORD_FILE = "engines/vllm-eplb-initial-mapping.jsonl"
+VLLM_MAP_FILE = "engines/vllm-initial-expert-map.json"
+ENGINE_FILES = {"sglang": (SGLANG_FILE,), "trtllm": (TRTLLM_FILE,), "vllm": (VLLM_RECORD_FILE, VLLM_MAP_FILE)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,8 +69,8 @@ def ep_layout(layout: Layout) -> EpLayout | str:
     holders = int((count_RL[:, ml] > 0).sum())
     layer = m.moe_layer_numbers[ml]
     return (f"MoE layer {layer}'s {m.num_experts} experts sit on {holders} of {W} GPUs "
-            f"({int(count_RL[:, ml].min())} to {int(count_RL[:, ml].max())} per GPU), but SGLang and TensorRT-LLM "
-            f"give every EP rank the same number of slots of every MoE layer; for them, plan an EP layout: "
+            f"({int(count_RL[:, ml].min())} to {int(count_RL[:, ml].max())} per GPU), but vLLM, SGLang and "
+            f"TensorRT-LLM give every EP rank the same number of slots of every MoE layer; for them, plan an EP layout: "
             f"--flow ep --balance-per-layer --experts-per-gpu K on W GPUs, W dividing {m.num_experts} and "
             f"K = {L} x {m.num_experts} / W")
 
@@ -100,6 +103,29 @@ def trtllm_yaml(layout: Layout, ep: EpLayout) -> str:
     return "\n".join(lines) + "\n"
 
 
+def vllm_record_jsonl(layout: Layout, ep: EpLayout) -> str:
+    """One `eplb_initial_mapping` JSON line; layers keyed by their 0-based index among the MoE layers."""
+    import json
+
+    R = ep.num_slots - layout.plan.model.num_experts
+    record = {"record_type": "eplb_initial_mapping", "version": 1, "num_redundant_experts": R,
+              "num_slots": ep.num_slots,
+              "initial_global_assignments": {str(ml): row.tolist() for ml, row in enumerate(ep.phy2log_LP)}}
+    return json.dumps(record, separators=(",", ":")) + "\n"
+
+
+def vllm_map_json(layout: Layout, ep: EpLayout) -> str:
+    """`[[expert id per physical slot] per MoE layer]`, one layer per line."""
+    body = ",\n".join("  [" + ", ".join(str(x) for x in row.tolist()) + "]" for row in ep.phy2log_LP)
+    return "[\n" + body + "\n]\n"
+
+
+def engine_files(layout: Layout, ep: EpLayout) -> dict[str, str]:
+    """{relative path: text} of every engine export of an EP layout."""
+    return {SGLANG_FILE: sglang_json(layout, ep), TRTLLM_FILE: trtllm_yaml(layout, ep),
+            VLLM_RECORD_FILE: vllm_record_jsonl(layout, ep), VLLM_MAP_FILE: vllm_map_json(layout, ep)}
+
+
 def engines_readme(layout: Layout, ep: EpLayout | str, plan_sha256: str, master_port: int) -> str:
     """How to hand the exports to each engine, or why they were not written."""
     m, W, N = layout.plan.model, layout.world_size, layout.num_nodes
@@ -129,5 +155,13 @@ def engines_readme(layout: Layout, ep: EpLayout | str, plan_sha256: str, master_
         f"      load_balancer: {TRTLLM_FILE}", "",
         f"and run with --tp {W} --ep {W}, ranks started in the plan's order (srun with SLURM_HOSTFILE=../hostfile "
         "and --distribution=arbitrary, or mpirun with ../rankfile.openmpi).", "",
+        "## vLLM (proposed formats, open PRs)", "",
+        f"{VLLM_MAP_FILE.split('/')[1]}: one list of {ep.num_slots} logical expert ids per MoE layer "
+        "(vllm-project/vllm#49572):", "",
+        f"    vllm serve MODEL --enable-expert-parallel --enable-eplb --data-parallel-size {W} \\",
+        f"        --eplb-config '{{\"num_redundant_experts\": {R}, \"initial_expert_map_path\": \"{VLLM_MAP_FILE}\"}}'",
+        "",
+        f"{VLLM_RECORD_FILE.split('/')[1]}: the same layout as an `eplb_initial_mapping` record "
+        "(vllm-project/vllm#41141, offline EPLB).", "",
     ]
     return "\n".join(lines)

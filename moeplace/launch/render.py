@@ -62,18 +62,17 @@ def render_launch(plan: Plan, options: EmitOptions | None = None) -> LaunchFiles
     ep = engines.ep_layout(layout)
     reason = ep if isinstance(ep, str) else None
     if reason is None:
-        files[engines.SGLANG_FILE] = engines.sglang_json(layout, ep)
-        files[engines.TRTLLM_FILE] = engines.trtllm_yaml(layout, ep)
+        files.update(engines.engine_files(layout, ep))
     files["engines/README.md"] = engines.engines_readme(layout, ep, sha, options.master_port)
-    status = {"sglang": reason, "trtllm": reason}
+    status = {name: reason for name in engines.ENGINE_FILES}
     index = {
         "format": INDEX_FORMAT,
         "format_version": 1,
         "plan_sha256": sha,
         "options": options.model_dump(mode="json"),
         "files": sorted(files),
-        "engines": {name: {"file": None if why else path, "not_written": why}
-                    for (name, why), path in zip(status.items(), (engines.SGLANG_FILE, engines.TRTLLM_FILE))},
+        "engines": {name: {"file": None if why else engines.ENGINE_FILES[name][0], "not_written": why}
+                    for name, why in status.items()},
         "warnings": list(warnings),
     }
     files[INDEX] = dumps_json(index)

@@ -58,6 +58,9 @@ def build_problem(model: ModelSpec, cluster: ClusterSpec, stats: RoutingStats, *
     fabric = fabric or build_fabric(cluster)
     traffic = build_traffic(flow, stats, model, dedup=dedup)
     if copies_LE is None:
+        if replicas and cluster.experts_per_gpu != 1:
+            raise InputError(f"replicas need one expert per GPU (experts_per_gpu is {cluster.experts_per_gpu}); for "
+                             "copies in an EP layout use --flow ep --redundant-experts R", field="--replicas")
         spare = cluster.num_slots - model.num_items
         if replicas > max(spare, 0):
             raise InputError(f"{replicas} replicas need {replicas} spare GPUs; {cluster.num_nodes} nodes x "

@@ -38,7 +38,7 @@ class Problem:
             arr.setflags(write=False)
         assert self.traffic.num_items == self.num_items, (self.traffic.num_items, self.num_items)
         extra = self.num_items - self.model.num_items
-        if extra and self.experts_per_gpu != 1:
+        if extra and self.experts_per_gpu != 1 and not _engine_layout(self.flow):
             raise InfeasibleError(f"replicas need one expert per GPU (experts_per_gpu is {self.experts_per_gpu}): "
                                   "with several experts per GPU, balance load by placement instead",
                                   field="--replicas")
@@ -108,3 +108,10 @@ class Problem:
     @property
     def gpu_node_G(self) -> np.ndarray:
         return np.arange(self.num_gpus) // self.gpus_per_node
+
+
+def _engine_layout(flow: str) -> bool:
+    """Whether the flow plans the engines' EP layout, where copies share GPUs (moeplace/ep/)."""
+    from moeplace.placement.flows import get_flow
+
+    return get_flow(flow).engine_layout

@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from moeplace.launch.engines import SGLANG_FILE, TRTLLM_FILE, ep_layout
+from moeplace.launch.engines import SGLANG_FILE, TRTLLM_FILE, VLLM_MAP_FILE, VLLM_RECORD_FILE, ep_layout
 from moeplace.launch.layout import plan_layout
 from moeplace.launch.render import render_launch
 from tests.launch.plans import chain_plan, ep_plan, make_plan
@@ -52,10 +52,10 @@ def test_trtllm_yaml_assigns_slots_rank_major():
 
 def test_expert_per_gpu_plan_is_refused_with_the_reason():
     launch = render_launch(chain_plan())
-    reason = ("MoE layer 2's 4 experts sit on 4 of 9 GPUs (0 to 1 per GPU), but SGLang and TensorRT-LLM give "
+    reason = ("MoE layer 2's 4 experts sit on 4 of 9 GPUs (0 to 1 per GPU), but vLLM, SGLang and TensorRT-LLM give "
               "every EP rank the same number of slots of every MoE layer; for them, plan an EP layout: --flow ep "
               "--balance-per-layer --experts-per-gpu K on W GPUs, W dividing 4 and K = 2 x 4 / W")
-    assert launch.engines == {"sglang": reason, "trtllm": reason}
+    assert launch.engines == {"sglang": reason, "trtllm": reason, "vllm": reason}
     assert SGLANG_FILE not in launch.files and TRTLLM_FILE not in launch.files
     assert ("Not written: " + reason) in launch.files["engines/README.md"]
     index = json.loads(launch.files["artifacts.json"])
@@ -69,3 +69,23 @@ def test_ranks_that_are_not_node_major_are_refused():
     reason = ep_layout(plan_layout(plan))
     assert reason == ("rank 0 is GPU 1 of node 0; engines number EP ranks node-major (rank = node x 2 + GPU), so "
                       "the plan's ranks would land on other GPUs")
+
+
+def test_vllm_files_agree_with_sglang_trtllm_and_the_plan():
+    for plan in (ep_plan(), two_per_layer_plan()):
+        files = render_launch(plan).files
+        p2l = json.loads(files[SGLANG_FILE])["physical_to_logical_map"]
+        trt = yaml.safe_load(files[TRTLLM_FILE])
+        vmap = json.loads(files[VLLM_MAP_FILE])
+        lines = files[VLLM_RECORD_FILE].splitlines()
+        assert len(lines) == 1
+        rec = json.loads(lines[0])
+        m = plan.model
+        assert rec["record_type"] == "eplb_initial_mapping" and rec["version"] == 1
+        assert rec["num_slots"] == trt["num_slots"] == len(vmap[0])
+        assert rec["num_redundant_experts"] == rec["num_slots"] - m.num_experts
+        assert len(vmap) == m.num_moe_layers == len(rec["initial_global_assignments"])
+        for ml, layer in enumerate(m.moe_layer_numbers):
+            assert vmap[ml] == rec["initial_global_assignments"][str(ml)] == trt["initial_global_assignments"][layer - 1]
+            assert vmap[ml] == p2l[layer - 1]
+            assert sorted(set(vmap[ml])) == list(range(m.num_experts))

@@ -51,6 +51,8 @@ class FlowModel:
         model charges them to the nodes in that direction).
     peer_load(problem) -> float [items]: the tokens through each expert, in bytes per token, as a load
         balancer (EPLB) sees them; None: the bytes of every hyperedge an item takes part in (a proxy).
+    engine_layout: the serving engines' expert-parallel layout, so several experts per GPU may include
+        redundant copies (`--redundant-experts`, moeplace/ep/).
     """
 
     name: str
@@ -63,6 +65,7 @@ class FlowModel:
     balance_per_layer: bool = False
     reversed_kinds: tuple[str, ...] = ()
     peer_load: Callable[[Problem], np.ndarray] | None = None
+    engine_layout: bool = False
 
 
 FLOWS: dict[str, FlowModel] = {}

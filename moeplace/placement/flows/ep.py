@@ -63,4 +63,5 @@ register_flow(FlowModel(
     balance_per_layer=True,
     reversed_kinds=("combine",),
     peer_load=peer_load,
+    engine_layout=True,
 ))

@@ -1,0 +1,1 @@
+"""Expert parallelism with redundant experts: EPLB's algorithm, `rebalance`, scoring, peers, engine files."""
