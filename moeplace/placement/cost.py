@@ -59,49 +59,76 @@ def edge_tier_counts(problem: Problem, item_gpu_I: np.ndarray, edges: np.ndarray
     return tier_counts(problem, src_gpu, dst_gpu, home_dist_NT)
 
 
+NO_COST = NUM_TIERS          # target_tiers code: padding, or a GPU the hyperedge already reached
+HOME_REMOTE = NUM_TIERS + 1  # target_tiers code: first target on its node of a HOME source (tiers by home_tier_dist)
+
+
+def target_tiers(problem: Problem, src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray) -> np.ndarray:
+    """int8 [H, K]: the kernel, on explicit GPUs (source HOME = -1, padded targets = -1): each target's tier.
+
+    Per hyperedge: targets on the source's GPU cost a same-GPU transfer; targets on a GPU already reached
+    cost nothing (`NO_COST`); other GPUs of the source's node and further GPUs of an already reached remote
+    node cost one NVLink transfer; the first target on a remote node costs one transfer at the node pair's
+    tier (node-level dedup); for a HOME source that is `HOME_REMOTE` (uniform home GPU: `home_tier_dist`).
+    """
+    K = dst_gpu_HK.shape[1]
+    G = problem.gpus_per_node
+    n_src = src_gpu_H // G                      # HOME (-1) -> -1, PAD (-1) -> -1: fixed below
+    n_dst = dst_gpu_HK // G
+    code = problem.fabric.node_tier_NN[n_src[:, None], n_dst]   # the diagonal is NVLink: same node
+    code[dst_gpu_HK == src_gpu_H[:, None]] = TIER_SAME_GPU
+    is_home = src_gpu_H == HOME
+    if is_home.any():
+        code[is_home] = HOME_REMOTE
+    for j in range(1, K):
+        g, n = dst_gpu_HK[:, j:j + 1], n_dst[:, j:j + 1]
+        col = code[:, j]
+        col[(n_dst[:, :j] == n).any(axis=1) & (g[:, 0] != src_gpu_H)] = TIER_NVLINK  # a node already reached
+        col[(dst_gpu_HK[:, :j] == g).any(axis=1)] = NO_COST   # a GPU already reached
+    code[dst_gpu_HK == PAD] = NO_COST
+    return code
+
+
 def tier_counts(problem: Problem, src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray,
                 home_dist_NT: np.ndarray | None = None) -> np.ndarray:
-    """float [H, tiers]: the kernel, on explicit GPUs (source HOME = -1, padded targets = -1).
-
-    Per hyperedge: targets on the source's GPU or on a GPU already reached cost nothing; other GPUs of the
-    source's node and further GPUs of an already reached remote node cost one NVLink transfer; the first
-    target on a remote node costs one transfer at the node pair's tier (node-level dedup).
-    """
-    H, K = dst_gpu_HK.shape
-    G = problem.gpus_per_node
-    tier_NN = problem.fabric.node_tier_NN
-    out = np.zeros((H, NUM_TIERS))
-    rows = np.arange(H)
-    is_home = src_gpu_H == HOME
-    g_src = np.where(is_home, 0, src_gpu_H)
-    n_src = g_src // G
-    valid = dst_gpu_HK != PAD
-    gd = dst_gpu_HK
-    nd = np.where(valid, gd // G, -1)
-    if home_dist_NT is None and is_home.any():
-        home_dist_NT = home_tier_dist(problem)
-    for j in range(K):
-        v = valid[:, j]
-        if not v.any():
-            continue
-        g, n = gd[:, j], nd[:, j]
-        dup_gpu = np.zeros(H, dtype=bool)
-        dup_node = np.zeros(H, dtype=bool)
-        for i in range(j):
-            dup_gpu |= valid[:, i] & (gd[:, i] == g)
-            dup_node |= valid[:, i] & (nd[:, i] == n)
-        first = v & ~dup_gpu
-        home_first = first & is_home & ~dup_node
-        if home_first.any():
-            out[home_first] += home_dist_NT[n[home_first]]
-        item_src = first & ~is_home
-        same_gpu = item_src & (g == g_src)
-        out[same_gpu, TIER_SAME_GPU] += 1
-        local = (item_src & ~same_gpu & ((n == n_src) | dup_node)) | (first & is_home & dup_node)
-        out[local, TIER_NVLINK] += 1
-        remote = item_src & ~same_gpu & (n != n_src) & ~dup_node
-        out[rows[remote], tier_NN[n_src[remote], n[remote]]] += 1
+    """float [H, tiers]: transfers per tier of each hyperedge (`target_tiers`, counted)."""
+    code = target_tiers(problem, src_gpu_H, dst_gpu_HK)
+    H, K = code.shape
+    flat = np.bincount((np.arange(H)[:, None] * (NUM_TIERS + 2) + code).ravel(), minlength=H * (NUM_TIERS + 2))
+    out = flat.reshape(H, NUM_TIERS + 2)[:, :NUM_TIERS].astype(np.float64)
+    rows, cols = np.nonzero(code == HOME_REMOTE)
+    if rows.size:
+        if home_dist_NT is None:
+            home_dist_NT = home_tier_dist(problem)
+        np.add.at(out, rows, home_dist_NT[dst_gpu_HK[rows, cols] // problem.gpus_per_node])
     return out
+
+
+def edge_costs(problem: Problem, src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray,
+               home_cost_N: np.ndarray | None = None) -> np.ndarray:
+    """float [H]: tier-weighted transfers of each hyperedge (`tier_counts @ tier_costs`, without the counts).
+
+    home_cost_N: `home_tier_dist(problem) @ tier_costs`, precomputed by callers that evaluate often.
+    """
+    code = target_tiers(problem, src_gpu_H, dst_gpu_HK)
+    cost = np.concatenate([problem.tier_costs.array, [0.0, 0.0]])[code]
+    home = code == HOME_REMOTE
+    if home.any():
+        if home_cost_N is None:
+            home_cost_N = home_tier_dist(problem) @ problem.tier_costs.array
+        cost[home] = home_cost_N[dst_gpu_HK[home] // problem.gpus_per_node]
+    return cost.sum(axis=1)
+
+
+def edge_cost_total(problem: Problem, item_gpu_I: np.ndarray, edges: np.ndarray,
+                    home_cost_N: np.ndarray | None = None) -> float:
+    """The objective's share of `edges` (int [E]) under the assignment: what a move's exact delta compares."""
+    tr = problem.traffic
+    src = tr.src_H[edges]
+    dst = tr.dst_HK[edges]
+    src_gpu = np.where(src >= 0, item_gpu_I[src], HOME)     # HOME = PAD = -1 pick the last item: replaced
+    dst_gpu = np.where(dst >= 0, item_gpu_I[dst], PAD)
+    return float(tr.bytes_H[edges] @ edge_costs(problem, src_gpu, dst_gpu, home_cost_N))
 
 
 def evaluate(problem: Problem, item_gpu_I: np.ndarray) -> CostBreakdown:

@@ -3,7 +3,7 @@
 For each item, try swapping it with items on the nodes it is most attached to (pairwise affinity picks the
 candidates); keep a swap only if the exact cost of the hyperedges it touches falls. Alternate with swaps of
 whole node positions guided by the node-level traffic matrix. Deltas use the objective's own kernel
-(`moeplace.placement.cost.edge_tier_counts`), so the running objective always equals a recomputation.
+(`moeplace.placement.cost.edge_cost_total`), so the running objective always equals a recomputation.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from moeplace.placement.cost import edge_tier_counts, home_tier_dist
+from moeplace.placement.cost import edge_cost_total, home_tier_dist
 from moeplace.placement.problem import Problem
 from moeplace.solvers.affinity import Affinity
 from moeplace.solvers.construct import group_matrix
@@ -35,6 +35,7 @@ class LocalSearch:
         self.epg = problem.experts_per_gpu
         self.ptr, self.inc = problem.traffic.incidence()
         self.home = home_tier_dist(problem) if (problem.traffic.src_H < 0).any() else None
+        self.home_cost_N = None if self.home is None else self.home @ problem.tier_costs.array
         self.cost_T = problem.tier_costs.array
         self.bytes_H = problem.traffic.bytes_H
         G = problem.num_gpus
@@ -51,6 +52,7 @@ class LocalSearch:
             np.add.at(self.count_GL, (self.item_gpu, self.layer), 1)
         self.evals = 0
         self.moved = self._count_moved()
+        self._mark: np.ndarray | None = None
 
     def _count_moved(self) -> int:
         return 0 if self.origin is None else int((self.item_gpu != self.origin).sum())
@@ -77,8 +79,26 @@ class LocalSearch:
         return self.inc[self.ptr[i]:self.ptr[i + 1]]
 
     def cost_of(self, edges: np.ndarray) -> float:
-        counts = edge_tier_counts(self.p, self.item_gpu, edges, self.home)
-        return float(self.bytes_H[edges] @ (counts @ self.cost_T))
+        return edge_cost_total(self.p, self.item_gpu, edges, self.home_cost_N)
+
+    def edges_of_items(self, items: np.ndarray) -> np.ndarray:
+        """The hyperedges of any of `items`, each once, in ascending order (a mark per hyperedge, no sort)."""
+        if self._mark is None:
+            self._mark = np.zeros(self.bytes_H.size, dtype=bool)
+        for i in items:
+            self._mark[self.edges_of(int(i))] = True
+        edges = np.flatnonzero(self._mark)
+        self._mark[edges] = False
+        return edges
+
+    def edges_of_pair(self, i: int, j: int) -> np.ndarray:
+        """The hyperedges of item i or item j (j = -1: none), each once, in ascending order."""
+        ei = self.edges_of(i)
+        if j < 0:
+            return ei
+        ej = self.edges_of(j)
+        pos = np.minimum(np.searchsorted(ei, ej), ei.size - 1)
+        return np.sort(np.concatenate([ei, ej[ei[pos] != ej]])) if ei.size else ej
 
     def _balance_ok(self, i: int, gi: int, j: int, gj: int) -> bool:
         if not self.balance:
@@ -110,7 +130,7 @@ class LocalSearch:
         gi = int(self.item_gpu[i])
         if gi == gj or not self._allowed(i, gi, j, gj):
             return 0.0
-        edges = self.edges_of(i) if j < 0 else np.union1d(self.edges_of(i), self.edges_of(j))
+        edges = self.edges_of_pair(i, j)
         before = self.cost_of(edges)
         dm = self._moves_delta(i, gi, j, gj)
         self._apply(i, gi, j, gj)
@@ -168,7 +188,7 @@ class LocalSearch:
         gi = int(self.item_gpu[i])
         if gi == gj or not self._allowed(i, gi, j, gj):
             return 0.0
-        edges = self.edges_of(i) if j < 0 else np.union1d(self.edges_of(i), self.edges_of(j))
+        edges = self.edges_of_pair(i, j)
         before = self.cost_of(edges)
         self._apply(i, gi, j, gj)
         after = self.cost_of(edges)
@@ -258,7 +278,7 @@ class LocalSearch:
         items = items[items >= 0]
         if items.size == 0:
             return 0.0
-        edges = np.unique(np.concatenate([self.edges_of(int(i)) for i in items]))
+        edges = self.edges_of_items(items)
         before = self.cost_of(edges)
         self._move_nodes(ga, gb)
         after = self.cost_of(edges)

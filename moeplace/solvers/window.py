@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from moeplace.placement.cost import tier_counts
+from moeplace.placement.cost import edge_costs
 from moeplace.placement.traffic import HOME, PAD
 
 MAX_FREE = 16
@@ -62,7 +62,7 @@ def repartition_pair(search, a: int, b: int) -> float:
         return 0.0
     count_b = int((items_b >= 0).sum())
     tr = p.traffic
-    edges = np.unique(np.concatenate([search.edges_of(int(i)) for i in free]))
+    edges = search.edges_of_items(free)
     src = tr.src_H[edges]
     dst = tr.dst_HK[edges]
     members = np.concatenate([src[:, None], dst], axis=1)          # [H, K+1]
@@ -86,13 +86,12 @@ def repartition_pair(search, a: int, b: int) -> float:
     base_dst = np.where(dst != PAD, cur_gpu[np.maximum(dst, 0)], PAD)
     H = edges.size
     table = np.zeros((H, 1 << M))
-    cost_T = p.tier_costs.array
     for v in range(1 << M):
         sides = (v >> np.maximum(bit_of, 0)) & 1                            # [H, K+1]
         gpu_if_free = np.where(sides == 1, gb[np.maximum(bit_of, 0) % gpn], ga[np.maximum(bit_of, 0) % gpn])
         g_src = np.where(is_free[:, 0], gpu_if_free[:, 0], base_src)
         g_dst = np.where(is_free[:, 1:], gpu_if_free[:, 1:], base_dst)
-        table[:, v] = tier_counts(p, g_src, g_dst, search.home) @ cost_T
+        table[:, v] = edge_costs(p, g_src, g_dst, search.home_cost_N)
     table *= tr.bytes_H[edges][:, None]
     coef = _moebius(table, M)                                            # multilinear coefficients
     P = _splits(n_free, count_b).astype(np.float64)                      # [S, n_free], 1.0 = side b
