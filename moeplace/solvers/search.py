@@ -8,13 +8,12 @@ whole node positions guided by the node-level traffic matrix. Deltas use the obj
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from moeplace.placement.cost import edge_cost_total, home_tier_dist
 from moeplace.placement.problem import Problem
 from moeplace.solvers.affinity import Affinity
+from moeplace.solvers.budget import STOP_CONVERGED, Budget
 from moeplace.solvers.construct import group_matrix
 
 
@@ -201,12 +200,12 @@ class LocalSearch:
         self._apply(i, gj, j, gi)  # undo: i is now on gj, j on gi
         return 0.0
 
-    def item_pass(self, rng: np.random.Generator, deadline: float, work_limit: float) -> float:
+    def item_pass(self, rng: np.random.Generator, budget: Budget) -> float:
         """One pass over all items; returns the total improvement (negative or zero)."""
         total = 0.0
         N = self.p.num_nodes
         for i in rng.permutation(self.p.num_items):
-            if time.monotonic() > deadline or self.evals >= work_limit:
+            if budget.exhausted(self.evals):
                 break
             nb, w = self.aff.neighbours(int(i))
             if nb.size == 0:
@@ -242,7 +241,7 @@ class LocalSearch:
                     break
         return total
 
-    def node_pass(self, rng: np.random.Generator, deadline: float, work_limit: float) -> float:
+    def node_pass(self, rng: np.random.Generator, budget: Budget) -> float:
         """Swap whole node contents between positions, guided by the node-level traffic matrix."""
         if self.replanning:
             return 0.0
@@ -252,7 +251,7 @@ class LocalSearch:
         C = self.p.tier_costs.array[self.p.fabric.node_tier_NN]
         total = 0.0
         for a in rng.permutation(N):
-            if time.monotonic() > deadline or self.evals >= work_limit:
+            if budget.exhausted(self.evals):
                 break
             diff_M = M[a][None, :] - M
             diff_C = C - C[a][None, :]
@@ -301,19 +300,17 @@ class LocalSearch:
             self.count_GL[ga], self.count_GL[gb] = self.count_GL[gb].copy(), self.count_GL[ga].copy()
 
 
-def descend(search: LocalSearch, rng: np.random.Generator, deadline: float, work_limit: float,
-             history: list, progress, obj: float) -> tuple[float, str]:
-    """Item and node passes until a pass gains nothing or a limit is hit; returns (objective, stop)."""
+def descend(search: LocalSearch, rng: np.random.Generator, budget: Budget, history: list, progress,
+            obj: float) -> tuple[float, str]:
+    """Item and node passes until a pass gains nothing or the budget is exhausted; returns (objective, stop)."""
     while True:
-        gain = search.item_pass(rng, deadline, work_limit)
-        gain += search.node_pass(rng, deadline, work_limit)
+        gain = search.item_pass(rng, budget)
+        gain += search.node_pass(rng, budget)
         obj += gain
         history.append({"evaluations": search.evals, "objective": round(obj, 3)})
         if progress is not None:
             progress({"evaluations": search.evals, "objective": obj})
-        if time.monotonic() > deadline:
-            return obj, "time_limit"
-        if search.evals >= work_limit:
-            return obj, "work_limit"
+        if budget.exhausted(search.evals):
+            return obj, budget.root.fired or budget.fired
         if gain > -1e-9 * max(1.0, abs(obj)):
-            return obj, "converged"
+            return obj, STOP_CONVERGED
