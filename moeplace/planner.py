@@ -23,6 +23,10 @@ from moeplace.placement.schema import ClusterSpec, ModelSpec
 from moeplace.placement.stats import RoutingStats
 from moeplace.placement.validate import is_feasible
 from moeplace.solvers import SolveConfig, SolveResult, solve
+from moeplace.solvers.budget import STOP_CONVERGED, STOP_WORK, stop_message
+
+DEFAULT_SOLVER = "lns"
+DEFAULT_TIME_LIMIT_S = 600.0  # the safety net; the default work budget stops the search long before it
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,8 @@ class PlanRequest:
     stats_ref: str | None = None
     flow: str = "chain"
     dedup: bool = True
-    solver: str = "lns"
-    time_limit_s: float = 60.0
+    solver: str = DEFAULT_SOLVER
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
     work_limit: float | None = None
     seed: int = 0
     balance_per_layer: bool = False
@@ -85,18 +89,34 @@ def baseline_records(problem: Problem, seed: int = 0) -> dict[str, BaselineRecor
     return out
 
 
+def solve_placement(problem: Problem, *, solver: str = DEFAULT_SOLVER, seed: int = 0, work_limit: float | None = None,
+                    time_limit_s: float = DEFAULT_TIME_LIMIT_S, progress=None, hint: np.ndarray | None = None,
+                    origin: np.ndarray | None = None, max_moves: int | None = None, move_cost: float = 0.0,
+                    strong_bound_s: float = 0.0) -> SolveResult:
+    """The planning step: `moeplace solve`, `compare` and every report that plans call this, so the same
+    inputs give them the same plan (work_limit None: the solver's own deterministic budget)."""
+    config = SolveConfig(time_limit_s=time_limit_s, seed=seed, work_limit=work_limit, progress=progress,
+                         origin_gpu_I=origin, max_moves=max_moves, move_cost=move_cost, strong_bound_s=strong_bound_s)
+    return solve(problem, config, solver=solver, hint=hint)
+
+
+def is_reproducible(stop_reason: str) -> bool:
+    """A search that stopped on its work budget or converged gives the same plan on any machine."""
+    return stop_reason in (STOP_WORK, STOP_CONVERGED, "optimal")
+
+
 def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None = None) -> PlanOutcome:
     problem, stats = make_problem(req)
     origin = origin_assignment(req.replan_from, problem) if req.replan_from else None
-    config = SolveConfig(time_limit_s=req.time_limit_s, seed=req.seed, work_limit=req.work_limit, progress=progress,
-                         origin_gpu_I=origin, max_moves=req.max_moves, move_cost=req.move_cost,
-                         strong_bound_s=req.strong_bound_s)
-    result = solve(problem, config, solver=req.solver, hint=hint)
+    result = solve_placement(problem, solver=req.solver, seed=req.seed, work_limit=req.work_limit,
+                             time_limit_s=req.time_limit_s, progress=progress, hint=hint, origin=origin,
+                             max_moves=req.max_moves, move_cost=req.move_cost, strong_bound_s=req.strong_bound_s)
     cost = evaluate(problem, result.item_gpu_I)
     record = SolverRecord(name=result.solver, status=result.status, objective=round(result.objective, 6),
                           bound=round(result.bound, 6), gap=round(result.gap, 6), seed=req.seed,
-                          time_limit_s=req.time_limit_s, work=result.work, stop_reason=result.stop_reason,
-                          moeplace_version=__version__)
+                          time_limit_s=req.time_limit_s, work=result.work, work_limit=result.work_limit,
+                          stop_reason=result.stop_reason, reproducible=is_reproducible(result.stop_reason),
+                          stop_note=stop_message(result.stop_reason, req.time_limit_s), moeplace_version=__version__)
     plan = build_plan(problem, result.item_gpu_I, solver=record, cost=cost,
                       baselines=baseline_records(problem, req.seed),
                       stats=StatsRecord(num_tokens=stats.num_tokens, provenance=stats.provenance),
@@ -104,7 +124,8 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
     run = {
         "wall_time_s": round(result.wall_time_s, 3),
         "stop_reason": result.stop_reason,
-        "deterministic": result.stop_reason != "time_limit",
+        "deterministic": is_reproducible(result.stop_reason),
+        "stop_note": stop_message(result.stop_reason, req.time_limit_s),
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "machine": platform.machine(),

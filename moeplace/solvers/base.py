@@ -26,7 +26,7 @@ class SolveConfig:
     move costs `move_cost` in objective units (leaf-byte equivalents per token) during the search.
     """
 
-    time_limit_s: float = 60.0
+    time_limit_s: float = 600.0  # a safety net: the default work budgets need a small part of it on 2 busy cores
     seed: int = 0
     workers: int = 1
     work_limit: float | None = None
@@ -48,6 +48,7 @@ class SolveResult:
     work: float
     stop_reason: str
     details: dict = field(default_factory=dict)
+    work_limit: float | None = None  # the work budget in force (the backend's default when none was given)
 
     @property
     def gap(self) -> float:

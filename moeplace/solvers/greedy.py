@@ -142,6 +142,6 @@ def solve_greedy(problem: Problem, config: SolveConfig, hint: np.ndarray | None 
     final = objective(problem, inc.item_gpu)
     return SolveResult(solver="greedy", item_gpu_I=inc.item_gpu, objective=final, bound=0.0, status=STATUS_FEASIBLE,
                        wall_time_s=time.monotonic() - start, work=float(inc.search.evals),
-                       stop_reason=stop_reason(inc, budget),
+                       stop_reason=stop_reason(inc, budget), work_limit=budget.work_limit,
                        details={"best_start": inc.start, "kicks": kicks, "kicks_accepted": accepted,
                                 **moves_details(inc, config)})

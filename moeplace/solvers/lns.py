@@ -153,7 +153,7 @@ def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = N
     report(final)
     return SolveResult(solver="lns", item_gpu_I=inc.item_gpu, objective=final, bound=bound, status=STATUS_FEASIBLE,
                        wall_time_s=time.monotonic() - start, work=float(inc.search.evals),
-                       stop_reason=stop_reason(inc, budget),
+                       stop_reason=stop_reason(inc, budget), work_limit=budget.work_limit,
                        details={"best_start": inc.start, "sweeps": sweeps, "kicks": kicks,
                                 "kicks_accepted": accepted, "cycles": cycles, "cycles_accepted": cycles_accepted,
                                 **moves_details(inc, config)})

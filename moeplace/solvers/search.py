@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from moeplace.placement.cost import edge_cost_total, home_tier_dist
+from moeplace.placement.cost import edge_cost_total, edge_costs, home_tier_dist
+from moeplace.placement.traffic import HOME, PAD
 from moeplace.placement.problem import Problem
 from moeplace.solvers.affinity import Affinity
 from moeplace.solvers.budget import STOP_CONVERGED, Budget
@@ -79,6 +80,22 @@ class LocalSearch:
 
     def cost_of(self, edges: np.ndarray) -> float:
         return edge_cost_total(self.p, self.item_gpu, edges, self.home_cost_N)
+
+    def swap_costs(self, edges: np.ndarray, i: int, gi: int, j: int, gj: int) -> tuple[float, float]:
+        """The cost of `edges` now and with i on gj and j (>= 0) on gi: one call of the objective's kernel."""
+        tr = self.p.traffic
+        src, dst = tr.src_H[edges], tr.dst_HK[edges]
+        src_gpu = np.where(src >= 0, self.item_gpu[src], HOME)
+        dst_gpu = np.where(dst >= 0, self.item_gpu[dst], PAD)
+        src_new = np.where(src == i, gj, src_gpu)
+        dst_new = np.where(dst == i, gj, dst_gpu)
+        if j >= 0:
+            src_new = np.where(src == j, gi, src_new)
+            dst_new = np.where(dst == j, gi, dst_new)
+        cost = edge_costs(self.p, np.concatenate([src_gpu, src_new]), np.concatenate([dst_gpu, dst_new]),
+                          self.home_cost_N)
+        w = self.bytes_H[edges]
+        return float(w @ cost[:edges.size]), float(w @ cost[edges.size:])
 
     def edges_of_items(self, items: np.ndarray) -> np.ndarray:
         """The hyperedges of any of `items`, each once, in ascending order (a mark per hyperedge, no sort)."""
@@ -187,17 +204,14 @@ class LocalSearch:
         gi = int(self.item_gpu[i])
         if gi == gj or not self._allowed(i, gi, j, gj):
             return 0.0
-        edges = self.edges_of_pair(i, j)
-        before = self.cost_of(edges)
-        self._apply(i, gi, j, gj)
-        after = self.cost_of(edges)
+        before, after = self.swap_costs(self.edges_of_pair(i, j), i, gi, j, gj)
         self.evals += 1
         dm = self._moves_delta(i, gi, j, gj)
         delta = after - before + self.move_cost * dm
         if delta < -1e-9 * max(1.0, abs(before)):
+            self._apply(i, gi, j, gj)
             self.moved += dm
             return delta
-        self._apply(i, gj, j, gi)  # undo: i is now on gj, j on gi
         return 0.0
 
     def item_pass(self, rng: np.random.Generator, budget: Budget) -> float:

@@ -84,14 +84,18 @@ def repartition_pair(search, a: int, b: int) -> float:
     # GPUs, and with one expert per GPU the cost does not depend on which GPU of a node an item has.
     base_src = np.where(src == HOME, HOME, cur_gpu[np.maximum(src, 0)])
     base_dst = np.where(dst != PAD, cur_gpu[np.maximum(dst, 0)], PAD)
-    H = edges.size
-    table = np.zeros((H, 1 << M))
-    for v in range(1 << M):
-        sides = (v >> np.maximum(bit_of, 0)) & 1                            # [H, K+1]
-        gpu_if_free = np.where(sides == 1, gb[np.maximum(bit_of, 0) % gpn], ga[np.maximum(bit_of, 0) % gpn])
-        g_src = np.where(is_free[:, 0], gpu_if_free[:, 0], base_src)
-        g_dst = np.where(is_free[:, 1:], gpu_if_free[:, 1:], base_dst)
-        table[:, v] = edge_costs(p, g_src, g_dst, search.home_cost_N)
+    # Only the 2^m sides of an edge's own m free members are evaluated (one kernel call for all); a side
+    # that sets bits the edge does not have costs what the same side without them does.
+    sides_V = np.arange(1 << M)
+    rows, v = np.nonzero((sides_V[None, :] >> m[:, None]) == 0)
+    bit = np.maximum(bit_of, 0)[rows]                                   # [P, K+1]
+    gpu_if_free = np.where((v[:, None] >> bit) & 1 == 1, gb[bit % gpn], ga[bit % gpn])
+    free_P = is_free[rows]
+    g_src = np.where(free_P[:, 0], gpu_if_free[:, 0], base_src[rows])
+    g_dst = np.where(free_P[:, 1:], gpu_if_free[:, 1:], base_dst[rows])
+    table = np.empty((edges.size, 1 << M))
+    table[rows, v] = edge_costs(p, g_src, g_dst, search.home_cost_N)
+    table = np.take_along_axis(table, sides_V[None, :] & ((1 << m)[:, None] - 1), axis=1)
     table *= tr.bytes_H[edges][:, None]
     coef = _moebius(table, M)                                            # multilinear coefficients
     P = _splits(n_free, count_b).astype(np.float64)                      # [S, n_free], 1.0 = side b
