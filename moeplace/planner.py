@@ -23,10 +23,10 @@ from moeplace.placement.schema import ClusterSpec, ModelSpec
 from moeplace.placement.stats import RoutingStats
 from moeplace.placement.validate import is_feasible
 from moeplace.solvers import SolveConfig, SolveResult, solve
+from moeplace.solvers.registry import default_time_limit_s
 from moeplace.solvers.budget import STOP_CONVERGED, STOP_WORK, stop_message
 
 DEFAULT_SOLVER = "lns"
-DEFAULT_TIME_LIMIT_S = 600.0  # the safety net; the default work budget stops the search long before it
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class PlanRequest:
     flow: str = "chain"
     dedup: bool = True
     solver: str = DEFAULT_SOLVER
-    time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    time_limit_s: float | None = None  # None: the solver's default (`registry.default_time_limit_s`)
     work_limit: float | None = None
     seed: int = 0
     balance_per_layer: bool = False
@@ -90,11 +90,14 @@ def baseline_records(problem: Problem, seed: int = 0) -> dict[str, BaselineRecor
 
 
 def solve_placement(problem: Problem, *, solver: str = DEFAULT_SOLVER, seed: int = 0, work_limit: float | None = None,
-                    time_limit_s: float = DEFAULT_TIME_LIMIT_S, progress=None, hint: np.ndarray | None = None,
+                    time_limit_s: float | None = None, progress=None, hint: np.ndarray | None = None,
                     origin: np.ndarray | None = None, max_moves: int | None = None, move_cost: float = 0.0,
                     strong_bound_s: float = 0.0) -> SolveResult:
     """The planning step: `moeplace solve`, `compare` and every report that plans call this, so the same
-    inputs give them the same plan (work_limit None: the solver's own deterministic budget)."""
+    inputs give them the same plan (work_limit None: the solver's own deterministic budget; time_limit_s
+    None: the solver's default, a 600 s safety net for lns and greedy, 60 s for the exact backends)."""
+    if time_limit_s is None:
+        time_limit_s = default_time_limit_s(solver)
     config = SolveConfig(time_limit_s=time_limit_s, seed=seed, work_limit=work_limit, progress=progress,
                          origin_gpu_I=origin, max_moves=max_moves, move_cost=move_cost, strong_bound_s=strong_bound_s)
     return solve(problem, config, solver=solver, hint=hint)
@@ -106,6 +109,8 @@ def is_reproducible(stop_reason: str) -> bool:
 
 
 def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None = None) -> PlanOutcome:
+    if req.time_limit_s is None:
+        req = dataclasses.replace(req, time_limit_s=default_time_limit_s(req.solver))
     problem, stats = make_problem(req)
     origin = origin_assignment(req.replan_from, problem) if req.replan_from else None
     result = solve_placement(problem, solver=req.solver, seed=req.seed, work_limit=req.work_limit,

@@ -25,7 +25,7 @@ from moeplace.fileio import atomic_dir, dumps_json, write_text
 from moeplace.launch.render import render_launch, write_launch
 from moeplace.placement.plan import plan_json
 from moeplace.placement.presets import load_cluster, load_model
-from moeplace.planner import DEFAULT_SOLVER, DEFAULT_TIME_LIMIT_S, PlanRequest, plan_placement
+from moeplace.planner import DEFAULT_SOLVER, PlanRequest, plan_placement
 
 SYNTH_KNOBS = {"skew": float, "coact": float, "affinity": float, "cluster_size": int, "num_tokens": int}
 TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
@@ -39,10 +39,10 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @flow_option
 @dedup_option
 @click.option("--solver", default=DEFAULT_SOLVER, show_default=True, help="solver backend (see `moeplace solvers`)")
-@click.option("--time-limit", "time_limit_s", default=DEFAULT_TIME_LIMIT_S, show_default=True,
-              type=click.FloatRange(min=0.1),
-              help="wall-clock safety net, seconds; a search stopped by it gives a plan that depends on the "
-                   "machine's speed (plan.json says so)")
+@click.option("--time-limit", "time_limit_s", default=None, type=click.FloatRange(min=0.1),
+              help="wall-clock limit, seconds: for lns and greedy a safety net (a search stopped by it gives a "
+                   "plan that depends on the machine's speed; plan.json says so), for the exact backends their "
+                   "budget [default: 600 for lns and greedy, 60 for the exact backends]")
 @click.option("--work-limit", type=click.FloatRange(min=1), default=None,
               help="deterministic work budget (exact move evaluations; a window counts 60): same inputs and "
                    "seed, same plan on any machine; more work continues the same search [default: the "

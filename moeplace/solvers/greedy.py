@@ -125,7 +125,7 @@ def moves_details(inc: Incumbent, config: SolveConfig) -> dict:
 
 
 @register_solver("greedy", "greedy affinity construction + exact-delta swap local search with kicks (any size)",
-                 replanning=True)
+                 replanning=True, work_budgeted=True)
 def solve_greedy(problem: Problem, config: SolveConfig, hint: np.ndarray | None = None) -> SolveResult:
     """Multi-start local search, then iterated local search from the best start until a limit."""
     from moeplace.placement.cost import objective

@@ -107,7 +107,7 @@ def cycle_exchanges(inc: Incumbent, problem: Problem, rng: np.random.Generator, 
 
 
 @register_solver("lns", "local search + large-neighbourhood search with exact two-node windows (default)",
-                 replanning=True)
+                 replanning=True, work_budgeted=True)
 def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = None) -> SolveResult:
     start = time.monotonic()
     default_work = float(WORK_PER_ITEM * problem.num_items)

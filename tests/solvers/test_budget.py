@@ -110,3 +110,12 @@ def test_two_processes_write_byte_identical_plans(tmp_path):
         assert plan["solver"]["reproducible"] and plan["solver"]["stop_note"] is None
         assert plan["solver"]["stop_reason"] in ("work_limit", "converged")
     assert digests[0] == digests[1]
+
+
+def test_the_clock_is_a_safety_net_for_the_searches_and_the_budget_of_the_exact_backends():
+    from moeplace.solvers.registry import default_time_limit_s
+
+    assert default_time_limit_s("lns") == default_time_limit_s("greedy") == 600.0
+    assert default_time_limit_s("cpsat") == default_time_limit_s("ilp") == 60.0
+    r = solve(small_problem(), solver="lns")                      # no config: the solver's defaults
+    assert r.work_limit == 40 * small_problem().num_items and r.stop_reason in ("work_limit", "converged")
