@@ -20,7 +20,7 @@ from moeplace.launch.render import LaunchFiles, render_launch, write_launch
 from moeplace.placement import plan as plan_file
 from moeplace.placement.presets import load_cluster, load_model, validate_spec
 from moeplace.placement.schema import ClusterSpec, ModelSpec
-from moeplace.planner import PlanOutcome, PlanRequest, plan_placement
+from moeplace.planner import DEFAULT_SOLVER, PlanOutcome, PlanRequest, plan_placement
 from moeplace.topologies.specs import TOPOLOGY_CLASSES, DragonflyPlusSpec, FatTreeSpec
 from moeplace.traces.stats import RoutingStats
 
@@ -110,7 +110,7 @@ def plan_request(*, model: str | Path | ModelSpec | None = None, cluster: str | 
                  nodes: int | None = None, gpus_per_node: int | None = None, experts_per_gpu: int | None = None,
                  hosts: str | None = None, topology: str | Path | FatTreeSpec | DragonflyPlusSpec | None = None,
                  stats: str | Path | RoutingStats | None = None, flow: str = "chain", dedup: bool = True,
-                 solver: str = "lns", time_limit_s: float = 60.0, work_limit: float | None = None, seed: int = 0,
+                 solver: str = DEFAULT_SOLVER, time_limit_s: float | None = None, work_limit: float | None = None, seed: int = 0,
                  strong_bound_s: float = 0.0, balance_per_layer: bool = False,
                  tier_costs: dict[str, float] | None = None, synth: dict | None = None, replicas: int = 0,
                  replan_from: str | Path | None = None, max_moves: int | None = None,
@@ -144,7 +144,7 @@ def solve(*, model: str | Path | ModelSpec | None = None, cluster: str | Path | 
           nodes: int | None = None, gpus_per_node: int | None = None, experts_per_gpu: int | None = None,
           hosts: str | None = None, topology: str | Path | FatTreeSpec | DragonflyPlusSpec | None = None,
           stats: str | Path | RoutingStats | None = None, flow: str = "chain", dedup: bool = True,
-          solver: str = "lns", time_limit_s: float = 60.0, work_limit: float | None = None, seed: int = 0,
+          solver: str = DEFAULT_SOLVER, time_limit_s: float | None = None, work_limit: float | None = None, seed: int = 0,
           strong_bound_s: float = 0.0, balance_per_layer: bool = False, tier_costs: dict[str, float] | None = None,
           synth: dict | None = None, replicas: int = 0, replan_from: str | Path | None = None,
           max_moves: int | None = None, move_cost: float = 0.0, redundant_experts: int | str | None = None,

@@ -21,6 +21,9 @@ from moeplace.placement.problem import Problem
 from moeplace.placement.schema import ClusterSpec, ModelSpec
 from moeplace.placement.validate import is_feasible
 from moeplace.solvers import SolveConfig, SolveResult, solve
+from moeplace.solvers.registry import default_time_limit_s
+from moeplace.solvers.step import DEFAULT_SOLVER, is_reproducible, solve_placement  # noqa: F401
+from moeplace.solvers.budget import STOP_CONVERGED, STOP_WORK, stop_message  # noqa: F401
 from moeplace.traces.stats import RoutingStats
 from moeplace.version import __version__
 
@@ -34,8 +37,8 @@ class PlanRequest:
     stats: RoutingStats | None = None  # statistics given as an object (the Python API); else stats_ref
     flow: str = "chain"
     dedup: bool = True
-    solver: str = "lns"
-    time_limit_s: float = 60.0
+    solver: str = DEFAULT_SOLVER
+    time_limit_s: float | None = None  # None: the solver's default (`registry.default_time_limit_s`)
     work_limit: float | None = None
     seed: int = 0
     balance_per_layer: bool = False
@@ -91,6 +94,8 @@ def baseline_records(problem: Problem, seed: int = 0) -> dict[str, BaselineRecor
 
 
 def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None = None) -> PlanOutcome:
+    if req.time_limit_s is None:
+        req = dataclasses.replace(req, time_limit_s=default_time_limit_s(req.solver))
     if req.phase is not None and req.redundant_experts is None:
         from moeplace.errors import InputError
 
@@ -103,15 +108,15 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
     else:
         problem, stats = make_problem(req)
         origin = origin_assignment(req.replan_from, problem) if req.replan_from else None
-        config = SolveConfig(time_limit_s=req.time_limit_s, seed=req.seed, work_limit=req.work_limit,
-                             progress=progress, origin_gpu_I=origin, max_moves=req.max_moves,
-                             move_cost=req.move_cost, strong_bound_s=req.strong_bound_s)
-        result = solve(problem, config, solver=req.solver, hint=hint)
+        result = solve_placement(problem, solver=req.solver, seed=req.seed, work_limit=req.work_limit,
+                                 time_limit_s=req.time_limit_s, progress=progress, hint=hint, origin=origin,
+                                 max_moves=req.max_moves, move_cost=req.move_cost, strong_bound_s=req.strong_bound_s)
     cost = evaluate(problem, result.item_gpu_I)
     record = SolverRecord(name=result.solver, status=result.status, objective=round(result.objective, 6),
                           bound=round(result.bound, 6), gap=round(result.gap, 6), seed=req.seed,
-                          time_limit_s=req.time_limit_s, work=result.work, stop_reason=result.stop_reason,
-                          moeplace_version=__version__)
+                          time_limit_s=req.time_limit_s, work=result.work, work_limit=result.work_limit,
+                          stop_reason=result.stop_reason, reproducible=is_reproducible(result.stop_reason),
+                          stop_note=stop_message(result.stop_reason, req.time_limit_s), moeplace_version=__version__)
     plan = build_plan(problem, result.item_gpu_I, solver=record, cost=cost,
                       baselines=baseline_records(problem, req.seed),
                       stats=StatsRecord(num_tokens=stats.num_tokens, provenance=stats.provenance),
@@ -119,7 +124,8 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
     run = {
         "wall_time_s": round(result.wall_time_s, 3),
         "stop_reason": result.stop_reason,
-        "deterministic": result.stop_reason != "time_limit",
+        "deterministic": is_reproducible(result.stop_reason),
+        "stop_note": stop_message(result.stop_reason, req.time_limit_s),
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "machine": platform.machine(),

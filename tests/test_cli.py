@@ -140,3 +140,23 @@ def test_evaluate_refuses_a_non_plan(tmp_path, capsys):
     f.write_text("{}")
     code, _, err = run(["evaluate", str(f)], capsys)
     assert_one_line_error(code, err, f"{f}: format: not a moeplace plan (format None, expected 'moeplace.plan')")
+
+
+def test_a_stop_on_the_wall_clock_is_said_plainly(tmp_path, capsys, monkeypatch):
+    """Simulated clock (each read 1000 s later): the search stops on --time-limit, and both the console and
+    plan.json say that the plan depends on the machine's speed and how to get one that does not."""
+    from moeplace.solvers import budget
+    from tests.solvers.test_budget import FakeClock
+
+    monkeypatch.setattr(budget, "wall_clock", FakeClock(step_s=1000.0))
+    code, out, err = run(["solve", "--model", TINY, "--nodes", "4", "--gpus-per-node", "8", "--time-limit", "5",
+                          "--no-emit", "--out", str(tmp_path / "p")], capsys)
+    assert code == 0, err
+    solver = json.loads((tmp_path / "p" / "plan.json").read_text())["solver"]
+    assert solver["stop_reason"] == "time_limit" and solver["reproducible"] is False
+    assert solver["stop_note"] == budget.stop_message("time_limit", 5.0)
+    assert "stopped: time_limit" in out
+    assert "warning: the search stopped on the wall-clock limit (5 s) before its work budget: this plan depends " \
+           "on how fast and how busy this machine was" in " ".join(out.split())
+    run_json = json.loads((tmp_path / "p" / "run.json").read_text())
+    assert run_json["deterministic"] is False and run_json["stop_note"] == solver["stop_note"]

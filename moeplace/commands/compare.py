@@ -60,9 +60,10 @@ def _ints(raw: str, name: str) -> tuple[int, ...]:
 @click.option("--no-overlap", is_flag=True, help="transfers never overlap compute")
 @click.option("--no-attention-hop", is_flag=True,
               help="charge the chain flow's transfers only (the seed's reading: attention for free)")
-@click.option("--solver", default="greedy", show_default=True, help="solver for the placements")
-@click.option("--work-limit", default=3000.0, show_default=True, type=click.FloatRange(min=1),
-              help="solver work limit per placement (deterministic)")
+@click.option("--solver", default=None, help="solver for the placements [default: solve's, lns]")
+@click.option("--work-limit", default=None, type=click.FloatRange(min=1),
+              help="deterministic work budget per placement [default: the solver's own, as `moeplace solve`: "
+                   "the expert-per-GPU plan is the one solve writes]")
 @seed_option
 @click.option("--out", "out_dir", default="compare", show_default=True, type=click.Path(file_okay=False),
               help="output directory for report.md, report.html, comparison.json")

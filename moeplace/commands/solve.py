@@ -23,6 +23,7 @@ from moeplace.commands.options import (
 )
 from moeplace.console import Console, fmt_bytes
 from moeplace.fileio import atomic_dir
+from moeplace.planner import DEFAULT_SOLVER
 
 SYNTH_KNOBS = {"skew": float, "coact": float, "affinity": float, "cluster_size": int, "num_tokens": int}
 TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
@@ -35,11 +36,15 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @stats_option
 @flow_option
 @dedup_option
-@click.option("--solver", default="lns", show_default=True, help="solver backend (see `moeplace solvers`)")
-@click.option("--time-limit", "time_limit_s", default=60.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="wall-clock limit for the solver, seconds")
+@click.option("--solver", default=DEFAULT_SOLVER, show_default=True, help="solver backend (see `moeplace solvers`)")
+@click.option("--time-limit", "time_limit_s", default=None, type=click.FloatRange(min=0.1),
+              help="wall-clock limit, seconds: for lns and greedy a safety net (a search stopped by it gives a "
+                   "plan that depends on the machine's speed; plan.json says so), for the exact backends their "
+                   "budget [default: 600 for lns and greedy, 60 for the exact backends]")
 @click.option("--work-limit", type=click.FloatRange(min=1), default=None,
-              help="deterministic work limit (exact move evaluations) [default: the solver's own]")
+              help="deterministic work budget (exact move evaluations; a window counts 60): same inputs and "
+                   "seed, same plan on any machine; more work continues the same search [default: the "
+                   "solver's own, 40 per expert for lns]")
 @seed_option
 @click.option("--strong-bound", "strong_bound_s", type=click.FloatRange(min=0), default=0.0, show_default=True,
               metavar="SECONDS", help="also prove the LP window bound, within this many seconds (0: off; "
@@ -132,6 +137,10 @@ def summarize(outcome, out_dir: str) -> dict:
         "gap": s.gap,
         "wall_time_s": outcome.run["wall_time_s"],
         "stop_reason": s.stop_reason,
+        "work": s.work,
+        "work_limit": s.work_limit,
+        "reproducible": s.reproducible,
+        "stop_note": s.stop_note,
         "cross_node_bytes_per_token": plan.cost.cross_node_bytes_per_token,
         "load_imbalance": plan.cost.load_imbalance,
         "replicas": outcome.problem.num_replicas,
@@ -144,6 +153,8 @@ def print_summary(console: Console, m: dict) -> None:
     console.line(f"{m['model']} on {m['cluster']}: {m['items']:,} experts on {m['gpus']:,} GPUs; {m['topology']}")
     console.line(f"flow {m['flow']}; solver {m['solver']} ({m['status']}, stopped: {m['stop_reason']}, "
                  f"{m['wall_time_s']:.1f} s)")
+    if m["stop_note"]:
+        console.line(f"warning: {m['stop_note']}")
     rows = [("plan", fmt_bytes(m["objective"]), fmt_bytes(m["cross_node_bytes_per_token"]), "")]
     for name, b in m["baselines"].items():
         rel = (m["objective"] / b["objective"] - 1.0) * 100 if b["objective"] else 0.0

@@ -87,78 +87,119 @@ class DedupColumn(NamedTuple):
     src_node: np.ndarray
 
 
+# dedup_codes: what each target of a hyperedge costs under node-level dedup
+D_SAME_GPU, D_NVLINK, D_RELAYED, D_NETWORK, D_HOME, D_NONE = range(6)
+
+
+def dedup_codes(src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray, gpus_per_node: int) -> np.ndarray:
+    """int8 [H, K]: the one definition of node-level dedup (source HOME = -1, padded targets = -1).
+
+    Per hyperedge: a target on the source's GPU is `D_SAME_GPU`; one on a GPU already reached costs nothing
+    (`D_NONE`, padding too); another GPU of the source's node is `D_NVLINK`; a further target on a remote
+    node already reached is `D_RELAYED` (NVLink from the earlier target); the first target on a remote node
+    is one network crossing, `D_NETWORK`, or `D_HOME` for a HOME source (its GPU uniform over all GPUs).
+    Used by the objective (`target_tiers`), the cost model's transfers and the fabric's GPU traffic
+    (`dedup_columns`)."""
+    K = dst_gpu_HK.shape[1]
+    valid = dst_gpu_HK != PAD
+    n_src = np.where(src_gpu_H >= 0, src_gpu_H // gpus_per_node, -1)
+    n_dst = np.where(valid, dst_gpu_HK // gpus_per_node, -2)
+    code = np.full(dst_gpu_HK.shape, D_NETWORK, dtype=np.int8)
+    code[n_dst == n_src[:, None]] = D_NVLINK
+    code[(dst_gpu_HK == src_gpu_H[:, None]) & valid] = D_SAME_GPU
+    code[src_gpu_H == HOME] = D_HOME
+    for j in range(1, K):
+        col = code[:, j]
+        reached = (n_dst[:, :j] == n_dst[:, j:j + 1]).any(axis=1)
+        col[reached & ((col == D_NETWORK) | (col == D_HOME))] = D_RELAYED
+        col[(dst_gpu_HK[:, :j] == dst_gpu_HK[:, j:j + 1]).any(axis=1)] = D_NONE
+    code[~valid] = D_NONE
+    return code
+
+
 def dedup_columns(src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray, gpus_per_node: int, *,
                   relay: bool = False) -> Iterator[DedupColumn]:
-    """The one definition of node-level dedup (source HOME = -1, padded targets = -1), used by the
-    objective, the cost model's transfers and the GPU-to-GPU traffic the fabric routes; columns with no
-    target are skipped. relay: also say which earlier target each relayed one receives from."""
+    """`dedup_codes` column by column, as masks; columns with no target are skipped. relay: also say which
+    earlier target each relayed one receives from (the first on its node)."""
+    code = dedup_codes(src_gpu_H, dst_gpu_HK, gpus_per_node)
     H, K = dst_gpu_HK.shape
-    is_home = src_gpu_H == HOME
-    not_home = ~is_home
-    g_src = np.where(is_home, 0, src_gpu_H)
-    n_src = g_src // gpus_per_node
     valid = dst_gpu_HK != PAD
-    gd = dst_gpu_HK
-    nd = np.where(valid, gd // gpus_per_node, -1)
-    nothing = np.zeros(H, dtype=bool)
+    nd = np.where(valid, dst_gpu_HK // gpus_per_node, -1)
+    n_src = np.where(src_gpu_H == HOME, 0, src_gpu_H) // gpus_per_node
+    rows = np.arange(H)
     for j in range(K):
-        v = valid[:, j]
-        if not v.any():
+        if not valid[:, j].any():
             continue
-        g, n = gd[:, j], nd[:, j]
-        first, dup_node = v, nothing
-        relay_gpu = np.full(H, -1, dtype=np.int64) if relay else None
-        if j:
-            dup_gpu = valid[:, 0] & (gd[:, 0] == g)
-            dup_node = valid[:, 0] & (nd[:, 0] == n)
-            if relay_gpu is not None:
-                relay_gpu[dup_node] = gd[dup_node, 0]
-            for i in range(1, j):
-                dup_gpu |= valid[:, i] & (gd[:, i] == g)
-                hit = valid[:, i] & (nd[:, i] == n)
-                if relay_gpu is not None:
-                    new = hit & ~dup_node
-                    relay_gpu[new] = gd[new, i]
-                dup_node = dup_node | hit
-            first = v & ~dup_gpu
-        item_src = first & not_home
-        home_src = first & is_home
-        same_gpu = item_src & (g == g_src)
-        moved = item_src ^ same_gpu
-        same_node = n == n_src
-        away = moved & ~same_node
-        if j:
-            relayed = (away | home_src) & dup_node
-            network, home = away & ~dup_node, home_src & ~dup_node
-            if relay_gpu is not None:
-                relay_gpu[~relayed] = -1
-        else:
-            relayed, network, home = nothing, away, home_src
-        yield DedupColumn(j, same_gpu, moved & same_node, relayed, network, home, relay_gpu, n, n_src)
+        c = code[:, j]
+        relayed = c == D_RELAYED
+        relay_gpu = None
+        if relay:
+            relay_gpu = np.full(H, -1, dtype=np.int64)
+            if j and relayed.any():
+                first = np.argmax(nd[:, :j] == nd[:, j:j + 1], axis=1)
+                relay_gpu[relayed] = dst_gpu_HK[rows[relayed], first[relayed]]
+        yield DedupColumn(j, c == D_SAME_GPU, c == D_NVLINK, relayed, c == D_NETWORK, c == D_HOME, relay_gpu,
+                          nd[:, j], n_src)
+
+
+NO_COST = NUM_TIERS          # target_tiers code: padding, or a GPU the hyperedge already reached
+HOME_REMOTE = NUM_TIERS + 1  # target_tiers code: first target on its node of a HOME source (tiers by home_tier_dist)
+_CODE_TIER = np.array([TIER_SAME_GPU, TIER_NVLINK, TIER_NVLINK, -1, HOME_REMOTE, NO_COST], dtype=np.int8)
+
+
+def target_tiers(problem: Problem, src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray) -> np.ndarray:
+    """int8 [H, K]: each target's tier under `dedup_codes` (source HOME = -1, padded targets = -1): a network
+    crossing at its node pair's tier, `NO_COST` for nothing, `HOME_REMOTE` for a HOME source's first target
+    on a node (uniform home GPU: `home_tier_dist`)."""
+    G = problem.gpus_per_node
+    code = dedup_codes(src_gpu_H, dst_gpu_HK, G)
+    tier = _CODE_TIER[code]
+    rows, cols = np.nonzero(code == D_NETWORK)
+    if rows.size:
+        tier[rows, cols] = problem.fabric.node_tier_NN[src_gpu_H[rows] // G, dst_gpu_HK[rows, cols] // G]
+    return tier
 
 
 def tier_counts(problem: Problem, src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray,
                 home_dist_NT: np.ndarray | None = None) -> np.ndarray:
-    """float [H, tiers]: the kernel, on explicit GPUs (source HOME = -1, padded targets = -1).
-
-    Per hyperedge (`dedup_columns`): targets on the source's GPU or on a GPU already reached cost nothing;
-    other GPUs of the source's node and further GPUs of an already reached remote node cost one NVLink
-    transfer; the first target on a remote node costs one transfer at the node pair's tier.
-    """
-    H = dst_gpu_HK.shape[0]
-    tier_NN = problem.fabric.node_tier_NN
-    out = np.zeros((H, NUM_TIERS))
-    rows = np.arange(H)
-    if home_dist_NT is None and (src_gpu_H == HOME).any():
-        home_dist_NT = home_tier_dist(problem)
-    for c in dedup_columns(src_gpu_H, dst_gpu_HK, problem.gpus_per_node):
-        n = c.node
-        if c.home.any():
-            out[c.home] += home_dist_NT[n[c.home]]
-        out[c.same_gpu, TIER_SAME_GPU] += 1
-        out[c.nvlink | c.relayed, TIER_NVLINK] += 1
-        out[rows[c.network], tier_NN[c.src_node[c.network], n[c.network]]] += 1
+    """float [H, tiers]: transfers per tier of each hyperedge (`target_tiers`, counted)."""
+    code = target_tiers(problem, src_gpu_H, dst_gpu_HK)
+    H, K = code.shape
+    flat = np.bincount((np.arange(H)[:, None] * (NUM_TIERS + 2) + code).ravel(), minlength=H * (NUM_TIERS + 2))
+    out = flat.reshape(H, NUM_TIERS + 2)[:, :NUM_TIERS].astype(np.float64)
+    rows, cols = np.nonzero(code == HOME_REMOTE)
+    if rows.size:
+        if home_dist_NT is None:
+            home_dist_NT = home_tier_dist(problem)
+        np.add.at(out, rows, home_dist_NT[dst_gpu_HK[rows, cols] // problem.gpus_per_node])
     return out
+
+
+def edge_costs(problem: Problem, src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray,
+               home_cost_N: np.ndarray | None = None) -> np.ndarray:
+    """float [H]: tier-weighted transfers of each hyperedge (`tier_counts @ tier_costs`, without the counts).
+
+    home_cost_N: `home_tier_dist(problem) @ tier_costs`, precomputed by callers that evaluate often.
+    """
+    code = target_tiers(problem, src_gpu_H, dst_gpu_HK)
+    cost = np.concatenate([problem.tier_costs.array, [0.0, 0.0]])[code]
+    home = code == HOME_REMOTE
+    if home.any():
+        if home_cost_N is None:
+            home_cost_N = home_tier_dist(problem) @ problem.tier_costs.array
+        cost[home] = home_cost_N[dst_gpu_HK[home] // problem.gpus_per_node]
+    return cost.sum(axis=1)
+
+
+def edge_cost_total(problem: Problem, item_gpu_I: np.ndarray, edges: np.ndarray,
+                    home_cost_N: np.ndarray | None = None) -> float:
+    """The objective's share of `edges` (int [E]) under the assignment: what a move's exact delta compares."""
+    tr = problem.traffic
+    src = tr.src_H[edges]
+    dst = tr.dst_HK[edges]
+    src_gpu = np.where(src >= 0, item_gpu_I[src], HOME)     # HOME = PAD = -1 pick the last item: replaced
+    dst_gpu = np.where(dst >= 0, item_gpu_I[dst], PAD)
+    return float(tr.bytes_H[edges] @ edge_costs(problem, src_gpu, dst_gpu, home_cost_N))
 
 
 def evaluate(problem: Problem, item_gpu_I: np.ndarray) -> CostBreakdown:

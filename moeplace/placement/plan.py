@@ -56,9 +56,14 @@ class SolverRecord(_Strict):
     bound: float = Field(description="proven lower bound on the objective of any feasible plan")
     gap: float = Field(description="(objective - bound) / objective")
     seed: int
-    time_limit_s: float
+    time_limit_s: float = Field(description="the wall-clock safety net, seconds")
     work: float = Field(description="deterministic work units (exact move evaluations)")
-    stop_reason: str
+    work_limit: float | None = Field(default=None, description="the work budget in force, work units")
+    stop_reason: str = Field(description="which stop fired: work_limit or converged (reproducible), "
+                                         "time_limit or interrupted (the plan depends on the machine's speed)")
+    reproducible: bool = Field(default=True, description="the same inputs and seed give this plan on any "
+                                                         "machine: the search stopped on work or convergence")
+    stop_note: str | None = Field(default=None, description="what a stop on the clock means, and how to avoid it")
     moeplace_version: str
 
 

@@ -46,8 +46,8 @@ class CompareConfig:
     stats_ref: str | None = None
     plan_path: str | None = None
     seed: int = 0
-    solver: str = "greedy"
-    work_limit: float = 3000
+    solver: str | None = None        # None: solve's default solver
+    work_limit: float | None = None  # None: the solver's own budget, as `moeplace solve`
     experts_per_gpu: tuple[int, ...] = (1, 4, 8)
     attentions: tuple[str, ...] = ("dp", "tp")
     context: int = 2048

@@ -9,8 +9,10 @@
     scale    `equal-gpus`: data-parallel replicas fill the world's cluster (1,856 GPUs in the seed);
              `one-instance`: one model instance of each design
 
-Every placement is made by the solver front door (`moeplace.solvers.solve`), with balance per layer for
-the baselines, once per design, and evaluated on every world (one plan, several machines).
+Every placement is made by solve's planning step (`moeplace.solvers.step.solve_placement`: the same solver, work
+budget and seed as `moeplace solve`, so the expert-per-GPU design is the plan `solve` writes for the same
+inputs), with balance per layer for the baselines, once per design, and evaluated on every world (one plan,
+several machines).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from moeplace.placement.problem import Problem
 from moeplace.placement.schema import ClusterSpec, ModelSpec
 from moeplace.placement.traffic import Traffic
 from moeplace.placement.validate import violations
-from moeplace.solvers import SolveConfig, solve
 from moeplace.traces.stats import RoutingStats
 
 SCALES = ("equal-gpus", "one-instance")
@@ -105,11 +106,14 @@ class Placed:
 class Placer:
     """Builds problems from shared statistics and traffic, solves each design once, and makes deployments."""
 
-    def __init__(self, model: ModelSpec, stats: RoutingStats, *, solver: str = "greedy", work_limit: float = 3000,
-                 seed: int = 0, plan_path: str | None = None) -> None:
+    def __init__(self, model: ModelSpec, stats: RoutingStats, *, solver: str | None = None,
+                 work_limit: float | None = None, seed: int = 0, plan_path: str | None = None) -> None:
+        """solver None: solve's default; work_limit None: the solver's own budget (as `moeplace solve`)."""
+        from moeplace.solvers.step import DEFAULT_SOLVER
+
         self.model = model
         self.stats = stats
-        self.solver = solver
+        self.solver = solver or DEFAULT_SOLVER
         self.work_limit = work_limit
         self.seed = seed
         self.plan_path = plan_path
@@ -163,8 +167,9 @@ class Placer:
         return item_gpu, record
 
     def _solve(self, problem: Problem) -> tuple[np.ndarray, dict]:
-        r = solve(problem, SolveConfig(time_limit_s=600.0, seed=self.seed, work_limit=self.work_limit),
-                  solver=self.solver)
+        from moeplace.solvers.step import solve_placement
+
+        r = solve_placement(problem, solver=self.solver, seed=self.seed, work_limit=self.work_limit)
         return r.item_gpu_I, {"solver": r.solver, "objective": float(r.objective), "bound": float(r.bound),
                               "gap": float(r.gap), "stop_reason": r.stop_reason, "work": float(r.work),
                               "source": "solved"}

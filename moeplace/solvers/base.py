@@ -14,6 +14,8 @@ import numpy as np
 
 from moeplace.placement.problem import Problem
 
+SAFETY_NET_S = 600.0  # wall-clock default of the work-budgeted searches: far above what their budget needs
+EXACT_TIME_LIMIT_S = 60.0  # wall-clock default of the exact backends, for which time is the budget
 STATUS_OPTIMAL = "optimal"
 STATUS_FEASIBLE = "feasible"
 
@@ -26,7 +28,7 @@ class SolveConfig:
     move costs `move_cost` in objective units (leaf-byte equivalents per token) during the search.
     """
 
-    time_limit_s: float = 60.0
+    time_limit_s: float = 60.0  # the front door's default per solver: `registry.default_time_limit_s`
     seed: int = 0
     workers: int = 1
     work_limit: float | None = None
@@ -48,6 +50,7 @@ class SolveResult:
     work: float
     stop_reason: str
     details: dict = field(default_factory=dict)
+    work_limit: float | None = None  # the work budget in force (the backend's default when none was given)
 
     @property
     def gap(self) -> float:

@@ -27,6 +27,7 @@ from moeplace.placement.problem import Problem
 from moeplace.solvers.affinity import build_affinity
 from moeplace.solvers.base import STATUS_FEASIBLE, SolveConfig, SolveResult
 from moeplace.solvers.bounds import combinatorial_bound
+from moeplace.solvers.budget import STOP_CONVERGED, STOP_INTERRUPTED, Budget
 from moeplace.solvers.construct import group_matrix
 from moeplace.solvers.greedy import Incumbent, iterate_kicks, moves_details, multi_start, stop_reason
 from moeplace.solvers.registry import register_solver
@@ -41,8 +42,7 @@ CYCLE_PARTNERS = 4  # a cycle's other two nodes: drawn from the node's 4 stronge
 CYCLE_PATIENCE = 400  # step 7 stops after this many cycles in a row that gain nothing
 
 
-def window_sweep(inc: Incumbent, problem: Problem, rng: np.random.Generator, deadline: float,
-                 work_limit: float) -> float:
+def window_sweep(inc: Incumbent, problem: Problem, rng: np.random.Generator, budget: Budget) -> float:
     """Step 5 over all nodes once; returns the gain (<= 0)."""
     search = inc.search
     N, gpn = problem.num_nodes, problem.gpus_per_node
@@ -50,7 +50,7 @@ def window_sweep(inc: Incumbent, problem: Problem, rng: np.random.Generator, dea
     gain = 0.0
     for a in rng.permutation(N):
         for b in np.argsort(-M[a], kind="stable")[:PARTNERS]:
-            if time.monotonic() > deadline or search.evals >= work_limit:
+            if budget.exhausted(search.evals):
                 return gain
             if M[a, b] <= 0:
                 break
@@ -63,14 +63,14 @@ def window_sweep(inc: Incumbent, problem: Problem, rng: np.random.Generator, dea
     return gain
 
 
-def cycle_exchanges(inc: Incumbent, problem: Problem, rng: np.random.Generator, deadline: float,
-                    work_limit: float, report) -> tuple[int, int]:
-    """Step 7 until the deadline, the work limit or `CYCLE_PATIENCE` failures in a row; (tries, accepted)."""
+def cycle_exchanges(inc: Incumbent, problem: Problem, rng: np.random.Generator, budget: Budget,
+                    report) -> tuple[int, int]:
+    """Step 7 until the budget is exhausted or `CYCLE_PATIENCE` failures in a row; (tries, accepted)."""
     search = inc.search
     N, gpn = problem.num_nodes, problem.gpus_per_node
     M = group_matrix(search.aff, search.item_gpu // gpn, N)
     tries = accepted = failed = 0
-    while time.monotonic() <= deadline and search.evals < work_limit and failed < CYCLE_PATIENCE:
+    while failed < CYCLE_PATIENCE and not budget.exhausted(search.evals):
         tries += 1
         a = int(rng.integers(N))
         partners = np.argsort(-M[a], kind="stable")[:CYCLE_PARTNERS]
@@ -102,16 +102,16 @@ def cycle_exchanges(inc: Incumbent, problem: Problem, rng: np.random.Generator, 
         else:
             search.reset(inc.item_gpu)
             failed += 1
-    inc.stop = "converged" if failed >= CYCLE_PATIENCE else inc.stop
+    inc.stop = STOP_CONVERGED if failed >= CYCLE_PATIENCE else inc.stop
     return tries, accepted
 
 
 @register_solver("lns", "local search + large-neighbourhood search with exact two-node windows (default)",
-                 replanning=True)
+                 replanning=True, work_budgeted=True)
 def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = None) -> SolveResult:
     start = time.monotonic()
-    deadline = start + config.time_limit_s
-    work_limit = float(WORK_PER_ITEM * problem.num_items if config.work_limit is None else config.work_limit)
+    default_work = float(WORK_PER_ITEM * problem.num_items)
+    budget = Budget(default_work if config.work_limit is None else config.work_limit, config.time_limit_s)
     rng = np.random.default_rng(config.seed)
     bound = combinatorial_bound(problem)
     progress = config.progress
@@ -122,39 +122,38 @@ def solve_lns(problem: Problem, config: SolveConfig, hint: np.ndarray | None = N
                       "gap": max(0.0, (obj - bound) / obj) if obj > 0 else 0.0})
 
     aff = build_affinity(problem.traffic)
-    inc = multi_start(problem, config, hint, aff, rng, deadline, work_limit / 4)
+    inc = multi_start(problem, config, hint, aff, rng, budget, default_work / 4)
     sweeps = kicks = accepted = idle = cycles = cycles_accepted = 0
     windows = problem.experts_per_gpu == 1 and config.origin_gpu_I is None
     try:
-        while windows and inc.stop != "interrupted" and time.monotonic() <= deadline and \
-                inc.search.evals < work_limit:
+        while windows and inc.stop != STOP_INTERRUPTED and not budget.exhausted(inc.search.evals):
             sweeps += 1
-            obj = inc.objective + window_sweep(inc, problem, rng, deadline, work_limit)
-            obj, inc.stop = descend(inc.search, rng, deadline, work_limit, inc.history, None, obj)
+            obj = inc.objective + window_sweep(inc, problem, rng, budget)
+            obj, inc.stop = descend(inc.search, rng, budget, inc.history, None, obj)
             report(obj)
             improved = obj < inc.objective - 1e-9 * max(1.0, inc.objective)
             inc.objective, inc.item_gpu = obj, inc.search.item_gpu.copy()
             if not improved:
                 before = inc.objective
-                k, a = iterate_kicks(inc, problem, config, rng, deadline, work_limit, max_kicks=3)
+                k, a = iterate_kicks(inc, problem, config, rng, budget, max_kicks=3)
                 kicks, accepted = kicks + k, accepted + a
                 idle = idle + 1 if inc.objective >= before - 1e-9 * max(1.0, before) else 0
                 if idle >= PATIENCE:
-                    inc.stop = "converged"
+                    inc.stop = STOP_CONVERGED
                     break
-        if windows and inc.stop == "converged":
-            cycles, cycles_accepted = cycle_exchanges(inc, problem, rng, deadline, work_limit, report)
+        if windows and inc.stop == STOP_CONVERGED:
+            cycles, cycles_accepted = cycle_exchanges(inc, problem, rng, budget, report)
     except KeyboardInterrupt:
-        inc.stop = "interrupted"
+        inc.stop = STOP_INTERRUPTED
         inc.search.reset(inc.item_gpu)
-    if inc.stop != "interrupted" and not windows:
-        k, a = iterate_kicks(inc, problem, config, rng, deadline, work_limit)
+    if inc.stop != STOP_INTERRUPTED and not windows:
+        k, a = iterate_kicks(inc, problem, config, rng, budget)
         kicks, accepted = kicks + k, accepted + a
     final = objective(problem, inc.item_gpu)
     report(final)
     return SolveResult(solver="lns", item_gpu_I=inc.item_gpu, objective=final, bound=bound, status=STATUS_FEASIBLE,
                        wall_time_s=time.monotonic() - start, work=float(inc.search.evals),
-                       stop_reason=stop_reason(inc, deadline, work_limit),
+                       stop_reason=stop_reason(inc, budget), work_limit=budget.work_limit,
                        details={"best_start": inc.start, "sweeps": sweeps, "kicks": kicks,
                                 "kicks_accepted": accepted, "cycles": cycles, "cycles_accepted": cycles_accepted,
                                 **moves_details(inc, config)})

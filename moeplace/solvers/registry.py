@@ -11,22 +11,27 @@ from moeplace.errors import InputError
 from moeplace.placement.cost import objective as compute_objective
 from moeplace.placement.problem import Problem
 from moeplace.placement.validate import violations
-from moeplace.solvers.base import STATUS_OPTIMAL, SolveConfig, SolveResult
+from moeplace.solvers.base import EXACT_TIME_LIMIT_S, SAFETY_NET_S, STATUS_OPTIMAL, SolveConfig, SolveResult
 from moeplace.solvers.bounds import combinatorial_bound
 
 _SOLVERS: dict[str, tuple[Callable[..., SolveResult], str]] = {}
 _REPLANNING: set[str] = set()
+_WORK_BUDGETED: set[str] = set()
 
 
-def register_solver(name: str, summary: str, *, replanning: bool = False
+def register_solver(name: str, summary: str, *, replanning: bool = False, work_budgeted: bool = False
                     ) -> Callable[[Callable[..., SolveResult]], Callable[..., SolveResult]]:
-    """Register a backend; `replanning=True` if it honours SolveConfig.origin_gpu_I / max_moves / move_cost."""
+    """Register a backend; `replanning=True` if it honours SolveConfig.origin_gpu_I / max_moves / move_cost,
+    `work_budgeted=True` if it stops on SolveConfig.work_limit (its own default when None), the wall clock
+    being only a safety net."""
     def deco(fn: Callable[..., SolveResult]) -> Callable[..., SolveResult]:
         if name in _SOLVERS:
             raise ValueError(f"solver {name!r} is already registered")
         _SOLVERS[name] = (fn, summary)
         if replanning:
             _REPLANNING.add(name)
+        if work_budgeted:
+            _WORK_BUDGETED.add(name)
         return fn
 
     return deco
@@ -52,6 +57,13 @@ def available_solvers() -> dict[str, str]:
     return {name: summary for name, (_, summary) in _SOLVERS.items()}
 
 
+def default_time_limit_s(name: str) -> float:
+    """The wall-clock limit a solver gets when none is given: a 600 s safety net for the work-budgeted
+    searches (their plans then never depend on the machine's speed), 60 s for the exact backends."""
+    _load_backends()
+    return SAFETY_NET_S if name in _WORK_BUDGETED else EXACT_TIME_LIMIT_S
+
+
 def get_solver(name: str) -> Callable[..., SolveResult]:
     _load_backends()
     if name not in _SOLVERS and name in _NEEDS_ORTOOLS:
@@ -62,10 +74,18 @@ def get_solver(name: str) -> Callable[..., SolveResult]:
     return _SOLVERS[name][0]
 
 
+def one_blas_thread():
+    """The searches call BLAS on small matrices thousands of times: extra BLAS threads only spin (a quarter
+    more CPU on 2 cores, measured) and make float sums depend on the core count; so the backends run on one."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = "greedy",
           hint: np.ndarray | None = None) -> SolveResult:
     """Run a backend, then check its plan and recompute its objective and bound with the shared modules."""
-    config = config or SolveConfig()
+    config = config or SolveConfig(time_limit_s=default_time_limit_s(solver))
     backend = get_solver(solver)
     if hint is not None:
         broken = violations(problem, hint)
@@ -82,7 +102,8 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
             raise InputError(f"must be >= 0, got {config.max_moves}", field="--max-moves")
         if config.move_cost < 0:
             raise InputError(f"must be >= 0, got {config.move_cost}", field="--move-cost")
-    result = backend(problem, config, hint)
+    with one_blas_thread():
+        result = backend(problem, config, hint)
     broken = violations(problem, result.item_gpu_I)
     assert not broken, f"solver {solver!r} returned an infeasible plan: {broken[0]}"
     obj = compute_objective(problem, result.item_gpu_I)

@@ -3,18 +3,18 @@
 For each item, try swapping it with items on the nodes it is most attached to (pairwise affinity picks the
 candidates); keep a swap only if the exact cost of the hyperedges it touches falls. Alternate with swaps of
 whole node positions guided by the node-level traffic matrix. Deltas use the objective's own kernel
-(`moeplace.placement.cost.edge_tier_counts`), so the running objective always equals a recomputation.
+(`moeplace.placement.cost.edge_cost_total`), so the running objective always equals a recomputation.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from moeplace.placement.cost import edge_tier_counts, home_tier_dist
+from moeplace.placement.cost import edge_cost_total, edge_costs, home_tier_dist
+from moeplace.placement.traffic import HOME, PAD
 from moeplace.placement.problem import Problem
 from moeplace.solvers.affinity import Affinity
+from moeplace.solvers.budget import STOP_CONVERGED, Budget
 from moeplace.solvers.construct import group_matrix
 
 
@@ -35,6 +35,7 @@ class LocalSearch:
         self.epg = problem.experts_per_gpu
         self.ptr, self.inc = problem.traffic.incidence()
         self.home = home_tier_dist(problem) if (problem.traffic.src_H < 0).any() else None
+        self.home_cost_N = None if self.home is None else self.home @ problem.tier_costs.array
         self.cost_T = problem.tier_costs.array
         self.bytes_H = problem.traffic.bytes_H
         G = problem.num_gpus
@@ -51,6 +52,7 @@ class LocalSearch:
             np.add.at(self.count_GL, (self.item_gpu, self.layer), 1)
         self.evals = 0
         self.moved = self._count_moved()
+        self._mark: np.ndarray | None = None
 
     def _count_moved(self) -> int:
         return 0 if self.origin is None else int((self.item_gpu != self.origin).sum())
@@ -77,8 +79,42 @@ class LocalSearch:
         return self.inc[self.ptr[i]:self.ptr[i + 1]]
 
     def cost_of(self, edges: np.ndarray) -> float:
-        counts = edge_tier_counts(self.p, self.item_gpu, edges, self.home)
-        return float(self.bytes_H[edges] @ (counts @ self.cost_T))
+        return edge_cost_total(self.p, self.item_gpu, edges, self.home_cost_N)
+
+    def swap_costs(self, edges: np.ndarray, i: int, gi: int, j: int, gj: int) -> tuple[float, float]:
+        """The cost of `edges` now and with i on gj and j (>= 0) on gi: one call of the objective's kernel."""
+        tr = self.p.traffic
+        src, dst = tr.src_H[edges], tr.dst_HK[edges]
+        src_gpu = np.where(src >= 0, self.item_gpu[src], HOME)
+        dst_gpu = np.where(dst >= 0, self.item_gpu[dst], PAD)
+        src_new = np.where(src == i, gj, src_gpu)
+        dst_new = np.where(dst == i, gj, dst_gpu)
+        if j >= 0:
+            src_new = np.where(src == j, gi, src_new)
+            dst_new = np.where(dst == j, gi, dst_new)
+        cost = edge_costs(self.p, np.concatenate([src_gpu, src_new]), np.concatenate([dst_gpu, dst_new]),
+                          self.home_cost_N)
+        w = self.bytes_H[edges]
+        return float(w @ cost[:edges.size]), float(w @ cost[edges.size:])
+
+    def edges_of_items(self, items: np.ndarray) -> np.ndarray:
+        """The hyperedges of any of `items`, each once, in ascending order (a mark per hyperedge, no sort)."""
+        if self._mark is None:
+            self._mark = np.zeros(self.bytes_H.size, dtype=bool)
+        for i in items:
+            self._mark[self.edges_of(int(i))] = True
+        edges = np.flatnonzero(self._mark)
+        self._mark[edges] = False
+        return edges
+
+    def edges_of_pair(self, i: int, j: int) -> np.ndarray:
+        """The hyperedges of item i or item j (j = -1: none), each once, in ascending order."""
+        ei = self.edges_of(i)
+        if j < 0:
+            return ei
+        ej = self.edges_of(j)
+        pos = np.minimum(np.searchsorted(ei, ej), ei.size - 1)
+        return np.sort(np.concatenate([ei, ej[ei[pos] != ej]])) if ei.size else ej
 
     def _balance_ok(self, i: int, gi: int, j: int, gj: int) -> bool:
         if not self.balance:
@@ -110,7 +146,7 @@ class LocalSearch:
         gi = int(self.item_gpu[i])
         if gi == gj or not self._allowed(i, gi, j, gj):
             return 0.0
-        edges = self.edges_of(i) if j < 0 else np.union1d(self.edges_of(i), self.edges_of(j))
+        edges = self.edges_of_pair(i, j)
         before = self.cost_of(edges)
         dm = self._moves_delta(i, gi, j, gj)
         self._apply(i, gi, j, gj)
@@ -168,25 +204,22 @@ class LocalSearch:
         gi = int(self.item_gpu[i])
         if gi == gj or not self._allowed(i, gi, j, gj):
             return 0.0
-        edges = self.edges_of(i) if j < 0 else np.union1d(self.edges_of(i), self.edges_of(j))
-        before = self.cost_of(edges)
-        self._apply(i, gi, j, gj)
-        after = self.cost_of(edges)
+        before, after = self.swap_costs(self.edges_of_pair(i, j), i, gi, j, gj)
         self.evals += 1
         dm = self._moves_delta(i, gi, j, gj)
         delta = after - before + self.move_cost * dm
         if delta < -1e-9 * max(1.0, abs(before)):
+            self._apply(i, gi, j, gj)
             self.moved += dm
             return delta
-        self._apply(i, gj, j, gi)  # undo: i is now on gj, j on gi
         return 0.0
 
-    def item_pass(self, rng: np.random.Generator, deadline: float, work_limit: float) -> float:
+    def item_pass(self, rng: np.random.Generator, budget: Budget) -> float:
         """One pass over all items; returns the total improvement (negative or zero)."""
         total = 0.0
         N = self.p.num_nodes
         for i in rng.permutation(self.p.num_items):
-            if time.monotonic() > deadline or self.evals >= work_limit:
+            if budget.exhausted(self.evals):
                 break
             nb, w = self.aff.neighbours(int(i))
             if nb.size == 0:
@@ -222,7 +255,7 @@ class LocalSearch:
                     break
         return total
 
-    def node_pass(self, rng: np.random.Generator, deadline: float, work_limit: float) -> float:
+    def node_pass(self, rng: np.random.Generator, budget: Budget) -> float:
         """Swap whole node contents between positions, guided by the node-level traffic matrix."""
         if self.replanning:
             return 0.0
@@ -232,7 +265,7 @@ class LocalSearch:
         C = self.p.tier_costs.array[self.p.fabric.node_tier_NN]
         total = 0.0
         for a in rng.permutation(N):
-            if time.monotonic() > deadline or self.evals >= work_limit:
+            if budget.exhausted(self.evals):
                 break
             diff_M = M[a][None, :] - M
             diff_C = C - C[a][None, :]
@@ -258,7 +291,7 @@ class LocalSearch:
         items = items[items >= 0]
         if items.size == 0:
             return 0.0
-        edges = np.unique(np.concatenate([self.edges_of(int(i)) for i in items]))
+        edges = self.edges_of_items(items)
         before = self.cost_of(edges)
         self._move_nodes(ga, gb)
         after = self.cost_of(edges)
@@ -281,19 +314,17 @@ class LocalSearch:
             self.count_GL[ga], self.count_GL[gb] = self.count_GL[gb].copy(), self.count_GL[ga].copy()
 
 
-def descend(search: LocalSearch, rng: np.random.Generator, deadline: float, work_limit: float,
-             history: list, progress, obj: float) -> tuple[float, str]:
-    """Item and node passes until a pass gains nothing or a limit is hit; returns (objective, stop)."""
+def descend(search: LocalSearch, rng: np.random.Generator, budget: Budget, history: list, progress,
+            obj: float) -> tuple[float, str]:
+    """Item and node passes until a pass gains nothing or the budget is exhausted; returns (objective, stop)."""
     while True:
-        gain = search.item_pass(rng, deadline, work_limit)
-        gain += search.node_pass(rng, deadline, work_limit)
+        gain = search.item_pass(rng, budget)
+        gain += search.node_pass(rng, budget)
         obj += gain
         history.append({"evaluations": search.evals, "objective": round(obj, 3)})
         if progress is not None:
             progress({"evaluations": search.evals, "objective": obj})
-        if time.monotonic() > deadline:
-            return obj, "time_limit"
-        if search.evals >= work_limit:
-            return obj, "work_limit"
+        if budget.exhausted(search.evals):
+            return obj, budget.root.fired or budget.fired
         if gain > -1e-9 * max(1.0, abs(obj)):
-            return obj, "converged"
+            return obj, STOP_CONVERGED

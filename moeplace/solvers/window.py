@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from moeplace.placement.cost import tier_counts
+from moeplace.placement.cost import edge_costs
 from moeplace.placement.traffic import HOME, PAD
 
 MAX_FREE = 16
@@ -46,6 +46,56 @@ def _moebius(table: np.ndarray, M: int) -> np.ndarray:
     return coef
 
 
+def _monomials(coef: np.ndarray, order: np.ndarray, M: int):
+    """(slots [T, d], values [T]) of every nonzero monomial of degree d = 1..M: the multilinear polynomial
+    of all edges together, in the free items' sides."""
+    for mask in range(1, 1 << M):
+        bits = [j for j in range(M) if mask >> j & 1]
+        c = coef[:, mask]
+        nz = np.flatnonzero(c)
+        if nz.size:
+            yield order[nz][:, bits], c[nz]
+
+
+def _scores_by_products(coef, order, M: int, n_free: int, P: np.ndarray, current: np.ndarray):
+    """Score every split [S] and the current one as sums of products of sides (degree <= 3 stays in BLAS)."""
+    lin = np.zeros(n_free)
+    quad = np.zeros((n_free, n_free))
+    cubic = np.zeros((n_free, n_free, n_free))
+    for cols, vals in _monomials(coef, order, M):
+        if cols.shape[1] == 1:
+            np.add.at(lin, cols[:, 0], vals)
+        elif cols.shape[1] == 2:
+            np.add.at(quad, (cols[:, 0], cols[:, 1]), vals)
+        else:
+            np.add.at(cubic, (cols[:, 0], cols[:, 1], cols[:, 2]), vals)
+    cubic_JL = cubic.reshape(n_free, -1)
+    used = np.flatnonzero(np.any(cubic_JL != 0.0, axis=0))       # (j, l) pairs with a cubic term
+    cubic_used, used_j, used_l = cubic_JL[:, used], used // n_free, used % n_free
+
+    def score_of(X: np.ndarray) -> np.ndarray:
+        out = X @ lin + ((X @ quad) * X).sum(axis=1)
+        if used.size:
+            out += ((X @ cubic_used) * (X[:, used_j] * X[:, used_l])).sum(axis=1)
+        return out
+
+    return score_of(P), float(score_of(current[None, :])[0])
+
+
+def _scores_by_subset_sums(coef, order, M: int, n_free: int, P: np.ndarray, current: np.ndarray):
+    """Score every split [S] and the current one when monomials of degree > 3 exist (top-k >= 3): a split's
+    score is the sum of the monomials whose items all lie on side b, i.e. a subset sum over the 2^n_free
+    side patterns, computed for all patterns at once (n_free passes over 2^16 numbers at most)."""
+    F = np.zeros(1 << n_free)
+    for cols, vals in _monomials(coef, order, M):
+        np.add.at(F, (1 << cols).sum(axis=1), vals)              # distinct slots: the sum is the bit mask
+    for j in range(n_free):
+        view = F.reshape(-1, 2, 1 << j)
+        view[:, 1, :] += view[:, 0, :]
+    weight = 1 << np.arange(n_free)
+    return F[(P > 0.5) @ weight], float(F[int((current > 0.5) @ weight)])
+
+
 def repartition_pair(search, a: int, b: int) -> float:
     """Re-split the items of nodes a and b optimally; apply it if it lowers the objective. Returns the delta."""
     p = search.p
@@ -62,7 +112,7 @@ def repartition_pair(search, a: int, b: int) -> float:
         return 0.0
     count_b = int((items_b >= 0).sum())
     tr = p.traffic
-    edges = np.unique(np.concatenate([search.edges_of(int(i)) for i in free]))
+    edges = search.edges_of_items(free)
     src = tr.src_H[edges]
     dst = tr.dst_HK[edges]
     members = np.concatenate([src[:, None], dst], axis=1)          # [H, K+1]
@@ -84,63 +134,27 @@ def repartition_pair(search, a: int, b: int) -> float:
     # GPUs, and with one expert per GPU the cost does not depend on which GPU of a node an item has.
     base_src = np.where(src == HOME, HOME, cur_gpu[np.maximum(src, 0)])
     base_dst = np.where(dst != PAD, cur_gpu[np.maximum(dst, 0)], PAD)
-    H = edges.size
-    table = np.zeros((H, 1 << M))
-    cost_T = p.tier_costs.array
+    # Only the 2^m sides of an edge's own m free members are evaluated; a side that sets bits the edge does
+    # not have costs what the same side without them does. One kernel call per side keeps temporaries small.
+    sides_V = np.arange(1 << M)
+    bit = np.maximum(bit_of, 0)
+    gpu_a, gpu_b = ga[bit % gpn], gb[bit % gpn]
+    table = np.empty((edges.size, 1 << M))
     for v in range(1 << M):
-        sides = (v >> np.maximum(bit_of, 0)) & 1                            # [H, K+1]
-        gpu_if_free = np.where(sides == 1, gb[np.maximum(bit_of, 0) % gpn], ga[np.maximum(bit_of, 0) % gpn])
-        g_src = np.where(is_free[:, 0], gpu_if_free[:, 0], base_src)
-        g_dst = np.where(is_free[:, 1:], gpu_if_free[:, 1:], base_dst)
-        table[:, v] = tier_counts(p, g_src, g_dst, search.home) @ cost_T
+        rows = np.flatnonzero(m >= v.bit_length())
+        gpu_if_free = np.where((v >> bit[rows]) & 1 == 1, gpu_b[rows], gpu_a[rows])
+        free_R = is_free[rows]
+        g_src = np.where(free_R[:, 0], gpu_if_free[:, 0], base_src[rows])
+        g_dst = np.where(free_R[:, 1:], gpu_if_free[:, 1:], base_dst[rows])
+        table[rows, v] = edge_costs(p, g_src, g_dst, search.home_cost_N)
+    table = np.take_along_axis(table, sides_V[None, :] & ((1 << m)[:, None] - 1), axis=1)
     table *= tr.bytes_H[edges][:, None]
     coef = _moebius(table, M)                                            # multilinear coefficients
     P = _splits(n_free, count_b).astype(np.float64)                      # [S, n_free], 1.0 = side b
     current = np.zeros(n_free)
     current[int((items_a >= 0).sum()):] = 1.0
-    lin = np.zeros(n_free)
-    quad = np.zeros((n_free, n_free))
-    cubic = np.zeros((n_free, n_free, n_free))
-    high: dict[tuple[int, ...], float] = {}
-    for mask in range(1, 1 << M):
-        bits = [j for j in range(M) if mask >> j & 1]
-        c = coef[:, mask]
-        nz = np.flatnonzero(c)
-        if nz.size == 0:
-            continue
-        cols = order[nz][:, bits]                                         # member slots of the monomial
-        if len(bits) == 1:
-            np.add.at(lin, cols[:, 0], c[nz])
-        elif len(bits) == 2:
-            np.add.at(quad, (cols[:, 0], cols[:, 1]), c[nz])
-        elif len(bits) == 3:
-            np.add.at(cubic, (cols[:, 0], cols[:, 1], cols[:, 2]), c[nz])
-        else:
-            for key, val in zip(map(tuple, cols.tolist()), c[nz].tolist()):
-                high[key] = high.get(key, 0.0) + val
-
-    by_degree: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for d in sorted({len(k) for k in high}):
-        keys = [k for k in high if len(k) == d]
-        by_degree[d] = (np.asarray(keys, dtype=np.int64), np.asarray([high[k] for k in keys]))
-
-    cubic_JL = cubic.reshape(n_free, -1)
-    used = np.flatnonzero(np.any(cubic_JL != 0.0, axis=0))       # (j, l) pairs with a cubic term
-    cubic_used, used_j, used_l = cubic_JL[:, used], used // n_free, used % n_free
-
-    def score_of(X: np.ndarray) -> np.ndarray:
-        out = X @ lin + ((X @ quad) * X).sum(axis=1)
-        if used.size:
-            out += ((X @ cubic_used) * (X[:, used_j] * X[:, used_l])).sum(axis=1)
-        for cols, vals in by_degree.values():
-            prod = X[:, cols[:, 0]]
-            for j in range(1, cols.shape[1]):
-                prod = prod * X[:, cols[:, j]]
-            out += prod @ vals
-        return out
-
-    score = score_of(P)
-    cur_score = float(score_of(current[None, :])[0])
+    scores = _scores_by_subset_sums if M > 3 else _scores_by_products
+    score, cur_score = scores(coef, order, M, n_free, P, current)
     best = int(np.argmin(score))
     delta = float(score[best]) - cur_score
     search.evals += 1

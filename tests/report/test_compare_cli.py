@@ -87,3 +87,21 @@ def test_refuses_to_overwrite_and_rejects_bad_sweeps(world, report, tmp_path, ca
     with pytest.raises(SystemExit):
         main(args(world, tmp_path / "y", "--experts-per-gpu", "1,3"))
     assert capsys.readouterr().err == "error: experts-per-gpu: 3 does not divide the 8 experts of a layer\n"
+
+
+def test_the_expert_per_gpu_design_is_the_plan_solve_writes(world, tmp_path):
+    """compare plans through solve's planning step: with no --work-limit it judges the very plan that
+    `moeplace solve` writes for the same model, cluster, statistics and seed (not a weaker, cheaper one)."""
+    out = tmp_path / "cmp"
+    r = CliRunner().invoke(cli, ["compare", "--model", "examples/tiny.toml", "--profile", str(world / "hw.json"),
+                                 "--cluster", str(world / "small.json"), "--experts-per-gpu", "1", "--context",
+                                 "256", "--prefill-batch", "4", "--seed", "5", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    seed_design = json.loads((out / "comparison.json").read_text())["placements"]["1"]
+    r = CliRunner().invoke(cli, ["solve", "--model", "examples/tiny.toml", "--cluster", str(world / "small.json"),
+                                 "--seed", "5", "--no-emit", "-q", "--out", str(tmp_path / "plan")])
+    assert r.exit_code == 0, r.output
+    solved = json.loads((tmp_path / "plan" / "plan.json").read_text())["solver"]
+    assert seed_design["solver"] == solved["name"] == "lns"
+    assert seed_design["objective"] == pytest.approx(solved["objective"], rel=1e-12)
+    assert seed_design["work"] == solved["work"] and seed_design["stop_reason"] == solved["stop_reason"]

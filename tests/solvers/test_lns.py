@@ -8,6 +8,7 @@ from moeplace.placement.cost import objective
 from moeplace.placement.validate import violations
 from moeplace.solvers import lns
 from moeplace.solvers.affinity import build_affinity
+from moeplace.solvers.budget import Budget
 from moeplace.solvers.greedy import Incumbent
 from moeplace.solvers.search import LocalSearch
 from tests.solvers.test_contract import small_problem
@@ -18,7 +19,7 @@ def _cycles(start: np.ndarray, seed: int, work: float):
     search = LocalSearch(p, build_affinity(p.traffic), start)
     inc = Incumbent(search, start.copy(), objective(p, start), "test", stop="running")
     seen: list[float] = []
-    tries, accepted = lns.cycle_exchanges(inc, p, np.random.default_rng(seed), float("inf"), work, seen.append)
+    tries, accepted = lns.cycle_exchanges(inc, p, np.random.default_rng(seed), Budget(work, float("inf")), seen.append)
     return p, inc, tries, accepted, seen
 
 

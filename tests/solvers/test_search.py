@@ -26,7 +26,7 @@ def problem(num_experts=8, layers=3, nodes=6, gpn=4, top_k=2, flow="chain", seed
 
 
 @pytest.mark.parametrize("flow,top_k,a,b", [("chain", 2, 0, 1), ("chain", 2, 0, 5), ("ep", 2, 1, 4),
-                                            ("chain", 3, 2, 3)])
+                                            ("chain", 3, 2, 3), ("chain", 3, 0, 5), ("ep", 4, 0, 1)])
 def test_window_finds_the_best_split_of_two_nodes(flow, top_k, a, b):
     p = problem(flow=flow, top_k=top_k)
     rng = np.random.default_rng(1)
