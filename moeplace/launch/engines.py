@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moeplace.launch.layout import Layout
+from moeplace.launch.safe import comment_text
 
 SGLANG_FILE = "engines/sglang-init-expert-location.json"
 TRTLLM_FILE = "engines/trtllm-moe-load-balancer.yaml"
@@ -129,7 +130,7 @@ def engine_files(layout: Layout, ep: EpLayout) -> dict[str, str]:
 def engines_readme(layout: Layout, ep: EpLayout | str, plan_sha256: str, master_port: int) -> str:
     """How to hand the exports to each engine, or why they were not written."""
     m, W, N = layout.plan.model, layout.world_size, layout.num_nodes
-    lines = [f"# Engine placement exports: moeplace plan {plan_sha256[:12]} ({m.name} on {N} nodes x "
+    lines = [f"# Engine placement exports: moeplace plan {plan_sha256[:12]} ({comment_text(m.name)} on {N} nodes x "
              f"{layout.gpus_per_node} GPUs)", ""]
     if isinstance(ep, str):
         lines += ["Not written: " + ep, "",

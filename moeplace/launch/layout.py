@@ -8,13 +8,12 @@ broken plan and `check` reports it.
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from dataclasses import dataclass
 
 from moeplace.errors import InputError
+from moeplace.launch.safe import HOST_RE, host_problem  # noqa: F401 (HOST_RE: public name)
 from moeplace.placement.plan import Plan
-
-HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True, order=True)
@@ -100,8 +99,9 @@ def plan_problems(plan: Plan) -> list[str]:
             out.append(f"rank {rank} is on node {first.node}, the cluster has nodes 0..{N - 1}")
         if first.local_gpu >= G:
             out.append(f"rank {rank} uses local GPU {first.local_gpu}, a node has GPUs 0..{G - 1}")
-        if not HOST_RE.match(first.host):
-            out.append(f"rank {rank} has host name {first.host!r}, not a valid host name")
+        bad_host = host_problem(first.host)
+        if bad_host:
+            out.append(f"rank {rank}: {bad_host}")
         if node_host.setdefault(first.node, first.host) != first.host:
             out.append(f"node {first.node} is {node_host[first.node]} for one rank and {first.host} for rank {rank}")
         key = (first.node, first.local_gpu)
@@ -125,9 +125,10 @@ def plan_problems(plan: Plan) -> list[str]:
                            f"and {rank}")
             seen.setdefault(item, rank)
     hosts = [node_host.get(n) for n in range(N)]
-    dup = sorted({h for h in hosts if h is not None and hosts.count(h) > 1})
+    uses = Counter(h for h in hosts if h is not None)
+    dup = sorted(h for h, n in uses.items() if n > 1)
     if dup:
-        out.append(f"host {dup[0]} names {hosts.count(dup[0])} different nodes")
+        out.append(f"host {dup[0]} names {uses[dup[0]]} different nodes")
     placed = {(ml, e) for ml, e, _ in seen}
     unplaced = [(ml, e) for ml in range(m.num_moe_layers) for e in range(m.num_experts) if (ml, e) not in placed]
     if unplaced:
@@ -166,11 +167,11 @@ def with_hosts(plan: Plan, hostlist: str) -> Plan:
     if len(hosts) != N:
         raise InputError(f"{hostlist!r} names {len(hosts)} hosts, the plan has {N} nodes", field="--hosts")
     if len(set(hosts)) != N:
-        dup = next(h for h in hosts if hosts.count(h) > 1)
+        dup = next(h for h, n in Counter(hosts).items() if n > 1)
         raise InputError(f"{hostlist!r} names host {dup} twice", field="--hosts")
-    bad = next((h for h in hosts if not HOST_RE.match(h)), None)
+    bad = next((why for why in map(host_problem, hosts) if why), None)
     if bad is not None:
-        raise InputError(f"{bad!r} is not a valid host name", field="--hosts")
+        raise InputError(bad, field="--hosts")
     placements = [p.model_copy(update={"host": hosts[p.node]}) for p in plan.placements]
     cluster = plan.cluster.model_copy(update={"hosts": hostlist})
     return plan.model_copy(update={"placements": placements, "cluster": cluster})

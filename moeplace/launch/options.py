@@ -9,7 +9,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-_SLURM_WORD = re.compile(r"^[A-Za-z0-9_.:,@+-]+$")
+_SLURM_WORD = re.compile(r"[A-Za-z0-9_.:,@+-]{1,200}")
 
 
 class EmitOptions(BaseModel):
@@ -32,7 +32,7 @@ class EmitOptions(BaseModel):
     @field_validator("job_name", "partition", "account", "time")
     @classmethod
     def _slurm_word(cls, v: str | None) -> str | None:
-        if v is not None and not _SLURM_WORD.match(v):
+        if v is not None and not _SLURM_WORD.fullmatch(v):
             raise ValueError(f"{v!r} has characters a #SBATCH line cannot carry")
         return v
 

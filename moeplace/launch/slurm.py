@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from moeplace.launch.layout import Layout
 from moeplace.launch.options import EmitOptions
+from moeplace.launch.safe import comment_text
 from moeplace.topologies.hostlist import compress_hostlist
 
 WRAPPER = "moeplace-rank.sh"
@@ -19,7 +20,8 @@ WORKER = "-m moeplace.runtime.worker"
 
 
 def describe(layout: Layout) -> str:
-    return f"{layout.plan.model.name} on {layout.num_nodes} nodes x {layout.gpus_per_node} GPUs"
+    """The plan in a few words for a `#` line: the model's name with control characters escaped."""
+    return f"{comment_text(layout.plan.model.name)} on {layout.num_nodes} nodes x {layout.gpus_per_node} GPUs"
 
 
 def sbatch_script(layout: Layout, plan_sha256: str, options: EmitOptions) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from moeplace.topologies.specs import TOPOLOGY_CLASSES, DragonflyPlusSpec, FatTreeSpec, TopologySpec  # noqa: F401
 
@@ -17,6 +17,21 @@ DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+MAX_NAME = 200
+
+
+def check_name(v: str) -> str:
+    """A model or cluster name: printable text (no newline or other control character), at most 200 characters.
+
+    Names are written into `#` lines of launch scripts; a newline there would start a line of shell code.
+    """
+    if len(v) > MAX_NAME:
+        raise ValueError(f"name {v[:40]!r}... is {len(v)} characters, at most {MAX_NAME}")
+    if not v.isprintable():
+        raise ValueError(f"name {v!r} has a control character (newline, tab, ...)")
+    return v
 
 
 class ModelSpec(_Frozen):
@@ -35,6 +50,11 @@ class ModelSpec(_Frozen):
     head_dim: int = Field(gt=0)
     num_kv_heads: int | None = Field(default=None, gt=0, description="grouped-query KV heads (None: num_heads)")
     dtype: Literal["bf16", "fp16", "fp32", "fp8"] = "bf16"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v)
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
@@ -105,6 +125,11 @@ class ClusterSpec(_Frozen):
     latency_inter_node_us: float = Field(ge=0)
     topology: TopologySpec = Field(default_factory=FatTreeSpec)
     hosts: str | None = Field(default=None, description="host names, a Slurm hostlist such as gpu[001-232]")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v)
 
     @model_validator(mode="before")
     @classmethod

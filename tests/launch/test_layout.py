@@ -31,7 +31,7 @@ def test_layout_rows_follow_the_plan():
     (5, {"expert": 1, "moe_layer": 0, "layer": 2},
      "expert 1 of layer 2 replica 0 is on ranks 4 and 5"),
     (0, {"layer": 2}, "rank 0: MoE layer 1 is model layer 3, not 2"),
-    (3, {"host": "bad host"}, "rank 3 has host name 'bad host', not a valid host name"),
+    (3, {"host": "bad host"}, "rank 3: host name 'bad host' is not a valid host name (ASCII letters, digits, '.', '_', '-')"),
 ])
 def test_plan_problems_name_the_inconsistency(index, update, problem):
     assert problem in plan_problems(edited(chain_plan(), index, **update))
