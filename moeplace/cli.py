@@ -58,15 +58,21 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:
         Console(stderr=True).error(str(exc))
         sys.exit(2)
-    except click.exceptions.Abort:
-        Console(stderr=True).error("aborted")
-        sys.exit(130)
+    except click.exceptions.Abort:  # click's name for a KeyboardInterrupt (from SIGINT or, in a solve, SIGTERM)
+        from moeplace import interrupts
+
+        code = interrupts.exit_code() or 130
+        Console(stderr=True).error("terminated (SIGTERM)" if code == 143 else "aborted")
+        sys.exit(code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        Console(stderr=True).error("interrupted")
-        sys.exit(130)
+        from moeplace import interrupts
+
+        code = interrupts.exit_code() or 130
+        Console(stderr=True).error("terminated (SIGTERM)" if code == 143 else "interrupted")
+        sys.exit(code)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

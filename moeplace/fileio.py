@@ -98,24 +98,81 @@ def dumps_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def _claim(out: Path, force: bool) -> tuple[int, bool]:
+    """Check that `out` may be written, create it when absent; (its inode, whether this call created it)."""
+    try:
+        here = Path.cwd().resolve()
+        target = out.resolve()
+        if target == here or target in here.parents:
+            raise InputError("is the working directory or above it; choose a new directory", source=str(out))
+        if out.is_symlink():
+            raise InputError("is a symbolic link; give the directory itself", source=str(out))
+        if out.exists() and not out.is_dir():
+            raise InputError("exists and is not a directory", source=str(out))
+        above = next((a for a in out.parents if a.exists()), None)
+        if above is not None and not above.is_dir():
+            raise InputError(f"cannot create the output directory ({above} is not a directory)", source=str(out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir()
+            created = True
+        except FileExistsError:
+            created = False
+            if not out.is_dir():
+                raise InputError("exists and is not a directory", source=str(out)) from None
+            if any(out.iterdir()) and not force:
+                raise InputError("output directory exists and is not empty (use --force to replace it)",
+                                 source=str(out)) from None
+        return out.stat().st_ino, created
+    except OSError as exc:
+        raise InputError(f"cannot create the output directory ({exc.strerror})", source=str(out)) from None
+
+
+def _keep_aside(out: Path, tmp: Path) -> Path:
+    """Rename the finished `tmp` to a free sibling of `out`, `<name>.new-<pid>[-n]`, and return its path."""
+    for n in range(1000):
+        kept = out.parent / f"{out.name}.new-{os.getpid()}{f'-{n}' if n else ''}"
+        try:
+            kept.mkdir()
+        except FileExistsError:
+            continue
+        os.replace(tmp, kept)  # onto the empty directory just made: never over anything else
+        return kept
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that replaces `out` only if the block finishes without error.
 
-    An existing non-empty `out` is refused unless `force`; with `force` it is replaced whole.
+    `out` is claimed at the start: created when absent, refused when it is a non-empty directory unless
+    `force`. At the end it is checked again: when another process replaced it meanwhile, or put files in
+    it (allowed only with `force` on a directory that existed at the start), it is left alone, the new files are kept in a sibling directory and the error names
+    both paths. On any error or interrupt the temporary directory, and a claimed `out` still empty, go.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a directory", source=str(out))
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise InputError("output directory exists and is not empty (use --force to replace it)", source=str(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    inode, created = _claim(out, force)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:200]}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise InputError(f"cannot create a directory beside it ({exc.strerror})", source=str(out)) from None
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
+        try:
+            now = out.lstat()
+        except FileNotFoundError:
+            now = None
+        ours = now is not None and now.st_ino == inode and out.is_dir() and not out.is_symlink()
+        if now is not None and not (ours and (not any(out.iterdir()) or (force and not created))):
+            kept = _keep_aside(out, tmp)
+            why = "was replaced by another process" if not ours else "was written by another process"
+            raise InputError(f"{why} during the run; left it alone, the new files are in {kept}", source=str(out))
+        if now is not None:
+            old = out.parent / f".{out.name[:200]}.old-{os.getpid()}"
             os.replace(out, old)
             os.replace(tmp, out)
             shutil.rmtree(old, ignore_errors=True)
@@ -123,4 +180,8 @@ def atomic_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]:
             os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                if out.stat().st_ino == inode:
+                    out.rmdir()  # only when still empty: rmdir refuses anything else
         raise

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moeplace import interrupts
 from moeplace.placement.baselines import BASELINES
 from moeplace.placement.builder import build_fabric, build_problem, default_tier_costs, load_stats
 from moeplace.placement.cost import evaluate
@@ -111,6 +112,9 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
         result = solve_placement(problem, solver=req.solver, seed=req.seed, work_limit=req.work_limit,
                                  time_limit_s=req.time_limit_s, progress=progress, hint=hint, origin=origin,
                                  max_moves=req.max_moves, move_cost=req.move_cost, strong_bound_s=req.strong_bound_s)
+    interrupts.search_done()  # a signal from here on waits for the plan to be written
+    if interrupts.stop_reason() is not None:  # a signal stopped the search, whatever stop the solver saw last
+        result = dataclasses.replace(result, stop_reason=interrupts.stop_reason())
     cost = evaluate(problem, result.item_gpu_I)
     record = SolverRecord(name=result.solver, status=result.status, objective=round(result.objective, 6),
                           bound=round(result.bound, 6), gap=round(result.gap, 6), seed=req.seed,

@@ -17,7 +17,7 @@ ROOT = Path(moeplace.__file__).parent
 # Lowest first. A module may import its own package and any package of its layer or below; packages of one
 # layer must still not import each other both ways. Top-level modules count as packages of their own.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "version"),
+    ("errors", "version", "interrupts"),
     ("fileio",),
     ("topologies",),
     ("traces",),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from moeplace import interrupts
 from moeplace.api import plan_request, solve_request
 from moeplace.commands.emit import print_launch
 from moeplace.commands.options import (
@@ -97,7 +98,7 @@ def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time
                        synth=parse_pairs(synth, "--synth", SYNTH_KNOBS), replicas=replicas, replan_from=replan_from,
                        max_moves=max_moves, move_cost=move_cost, strong_bound_s=strong_bound_s,
                        redundant_experts=redundant_experts, phase=phase)
-    with atomic_dir(out_dir, force=force) as tmp:
+    with interrupts.keep_best_plan(), atomic_dir(out_dir, force=force) as tmp:
         with console.progress("solving") as bar:
             task = bar.add_task("solving", total=None, info="")
 
