@@ -40,7 +40,7 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         if suffix == ".toml":
             data = tomllib.loads(raw.decode("utf-8"))
         elif suffix == ".json":
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
         else:
             raise InputError(f"unsupported file type {suffix!r} (expected .json or .toml)", source=str(p))
     except UnicodeDecodeError:
@@ -49,9 +49,17 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         raise InputError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"malformed TOML: {exc}", source=str(p)) from None
+    except RecursionError:
+        raise InputError("nested too deeply", source=str(p)) from None
+    except ValueError as exc:  # NaN/Infinity (_no_constant), an integer of more than 4,300 digits
+        raise InputError(str(exc).split("; ")[0], source=str(p)) from None
     if not isinstance(data, dict):
         raise InputError(f"top level must be a table/object, got {type(data).__name__}", source=str(p))
     return data
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows (a cost or size must be finite)")
 
 
 def file_digest(path: str | Path) -> str:

@@ -160,3 +160,44 @@ def test_a_stop_on_the_wall_clock_is_said_plainly(tmp_path, capsys, monkeypatch)
            "on how fast and how busy this machine was" in " ".join(out.split())
     run_json = json.loads((tmp_path / "p" / "run.json").read_text())
     assert run_json["deterministic"] is False and run_json["stop_note"] == solver["stop_note"]
+
+
+@pytest.mark.parametrize("option,value", [("--time-limit", "inf"), ("--time-limit", "nan"), ("--work-limit", "nan"),
+                                          ("--seed", "-1"), ("--strong-bound", "1e308"), ("--move-cost", "nan"),
+                                          ("--nodes", "1000000000"), ("--experts-per-gpu", "1000000000")])
+def test_solve_refuses_numbers_out_of_range_before_any_work(option, value, tmp_path, capsys):
+    code, _, err = run(["solve", *SMALL, option, value, "--out", str(tmp_path / "p")], capsys)
+    assert code == 2 and f"Invalid value for '{option}'" in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_emit_refuses_an_infinite_capacity_factor(tmp_path, capsys):
+    assert run(["solve", *SMALL, "--out", str(tmp_path / "p")], capsys)[0] == 0
+    code, _, err = run(["emit", str(tmp_path / "p"), "--out", str(tmp_path / "l"), "--capacity-factor", "inf"],
+                       capsys)
+    assert (code, err) == (2, "error: --capacity-factor: Input should be a finite number (got inf)\n")
+
+
+@pytest.mark.parametrize("edit,words", [
+    (lambda d: d["placements"][0].__setitem__("replica", -1), "replica"),
+    (lambda d: d["solver"].__setitem__("objective", float("nan")), "NaN"),
+    (lambda d: d["cost"].__setitem__("objective", float("inf")), "Infinity"),
+    (lambda d: d["flow"]["tier_costs"].__setitem__("leaf", -1e308), "tier cost leaf"),
+])
+def test_a_crafted_plan_is_one_line(edit, words, tmp_path, capsys):
+    assert run(["solve", *SMALL, "--no-emit", "--out", str(tmp_path / "p")], capsys)[0] == 0
+    plan = tmp_path / "p" / "plan.json"
+    d = json.loads(plan.read_text())
+    edit(d)
+    plan.write_text(json.dumps(d))
+    code, _, err = run(["emit", str(plan), "--out", str(tmp_path / "l")], capsys)
+    assert code == 2 and err.count("\n") == 1 and words in err, err
+
+
+@pytest.mark.parametrize("text,words", [("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+                                        ('{"num_gpus": ' + "9" * 5000 + "}", "digits")])
+def test_a_pathological_plan_file_is_one_line(text, words, tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text(text)
+    code, _, err = run(["emit", str(plan), "--out", str(tmp_path / "l")], capsys)
+    assert code == 2 and err.count("\n") == 1 and words in err and str(plan) in err, err

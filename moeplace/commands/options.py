@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,22 @@ F = Callable[..., Any]
 
 HOSTS_HELP = ("host names of the nodes in node order, a Slurm hostlist: gpu[001-232] or a1,a2 "
               "[default: node001, node002, ...]")
+
+
+class Finite(click.FloatRange):
+    """A float in a range that is a number: `inf` and `nan` are refused (a FloatRange lets `nan` through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        rv = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(rv, param, ctx)
+
+
+MAX_SEED = 2**63 - 1
+MAX_NODES = 65_536
+MAX_GPUS_PER_NODE = 1_024
+MAX_EXPERTS_PER_GPU = 1_024
 
 
 def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -39,12 +56,15 @@ flow_option = click.option("--flow", default="chain", show_default=True, metavar
                            help="flow model: chain (expert per GPU) or ep (classic expert parallelism)")
 dedup_option = click.option("--dedup/--no-dedup", default=True, show_default=True,
                             help="node-level dedup: one network crossing per distinct remote node")
-seed_option = click.option("--seed", default=0, show_default=True, type=int,
+seed_option = click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED),
                            help="seed for synthetic statistics and the solver")
 cluster_overrides = _compose(
-    click.option("--nodes", type=click.IntRange(min=1), default=None, help="override the cluster's node count"),
-    click.option("--gpus-per-node", type=click.IntRange(min=1), default=None, help="override GPUs per node"),
-    click.option("--experts-per-gpu", type=click.IntRange(min=1), default=None, help="override expert slots per GPU"),
+    click.option("--nodes", type=click.IntRange(1, MAX_NODES), default=None,
+                 help="override the cluster's node count"),
+    click.option("--gpus-per-node", type=click.IntRange(1, MAX_GPUS_PER_NODE), default=None,
+                 help="override GPUs per node"),
+    click.option("--experts-per-gpu", type=click.IntRange(1, MAX_EXPERTS_PER_GPU), default=None,
+                 help="override expert slots per GPU"),
     click.option("--hosts", default=None, metavar="HOSTLIST", help=HOSTS_HELP),
 )
 tier_cost_option = click.option("--tier-cost", "tier_costs", multiple=True, metavar="TIER=COST",

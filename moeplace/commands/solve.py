@@ -11,6 +11,7 @@ from moeplace.api import plan_request, solve_request
 from moeplace.commands.emit import print_launch
 from moeplace.commands.options import (
     cluster_option,
+    Finite,
     cluster_overrides,
     dedup_option,
     flow_option,
@@ -38,16 +39,16 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @flow_option
 @dedup_option
 @click.option("--solver", default=DEFAULT_SOLVER, show_default=True, help="solver backend (see `moeplace solvers`)")
-@click.option("--time-limit", "time_limit_s", default=None, type=click.FloatRange(min=0.1),
+@click.option("--time-limit", "time_limit_s", default=None, type=Finite(0.1, 1e7),
               help="wall-clock limit, seconds: for lns and greedy a safety net (a search stopped by it gives a "
                    "plan that depends on the machine's speed; plan.json says so), for the exact backends their "
                    "budget [default: 600 for lns and greedy, 60 for the exact backends]")
-@click.option("--work-limit", type=click.FloatRange(min=1), default=None,
+@click.option("--work-limit", type=Finite(1, 1e15), default=None,
               help="deterministic work budget (exact move evaluations; a window counts 60): same inputs and "
                    "seed, same plan on any machine; more work continues the same search [default: the "
                    "solver's own, 40 per expert for lns]")
 @seed_option
-@click.option("--strong-bound", "strong_bound_s", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--strong-bound", "strong_bound_s", type=Finite(0, 1e6), default=0.0, show_default=True,
               metavar="SECONDS", help="also prove the LP window bound, within this many seconds (0: off; "
                                       "15-55 s at the seed's size, about half the gap)")
 @click.option("--balance-per-layer", is_flag=True, help="keep every GPU's count of each layer's experts balanced")
@@ -64,7 +65,7 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @click.option("--from", "replan_from", metavar="PLAN", default=None,
               help="re-plan: start from this plan (plan.json or its directory) and move few experts")
 @click.option("--max-moves", type=click.IntRange(min=0), default=None, help="re-plan: move at most N experts")
-@click.option("--move-cost", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--move-cost", type=Finite(0, 1e15), default=0.0, show_default=True,
               help="re-plan: cost of moving one expert, in objective units (B/token leaf-equivalents)")
 @click.option("--out", "out_dir", default="plan", show_default=True, type=click.Path(file_okay=False),
               help="output directory")

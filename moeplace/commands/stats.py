@@ -63,7 +63,7 @@ def _reading(fn):
                      help="input format [default: from the file name and contents]"),
         click.option("--model", "model_ref", metavar="PRESET|FILE", default=None,
                      help="model preset or .json/.toml: gives the expert count and top-k, and checks the shape"),
-        click.option("--num-experts", type=click.IntRange(min=2), default=None,
+        click.option("--num-experts", type=click.IntRange(2, 4_096), default=None,
                      help="experts per MoE layer [default: the file's or the model's]"),
         click.option("--top-k", type=click.IntRange(min=1), default=None,
                      help="top-k, for count-only inputs [default: the file's or the model's]"),

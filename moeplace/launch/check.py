@@ -22,11 +22,13 @@ from moeplace.launch.hostfiles import RANKFILE_COLUMNS
 from moeplace.launch.layout import Layout, plan_layout, plan_problems
 from moeplace.launch.manifest import Manifest
 from moeplace.launch.options import EmitOptions
-from moeplace.launch.render import INDEX, INDEX_FORMAT, render_launch, sha256_text
+from moeplace.launch.render import EXECUTABLE, INDEX, INDEX_FORMAT, render_launch, sha256_text
 from moeplace.placement.plan import load_plan
 
 MAX_PER_FILE = 10
 _FROM_OPTIONS = ("master_port", "buffers", "routing")
+ALSO_WRITTEN = frozenset({"run.json", "migration.json"})  # solve writes them beside the launch files
+OUTPUTS = "runs"  # the workers' output directory
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,22 @@ def check_dir(directory: str | Path) -> CheckResult:
         path = d / rel
         if rel == INDEX and index_reported:
             continue
+        if path.is_symlink():
+            problems.append(f"{rel}: is a symbolic link (to {path.readlink()}); emit writes plain files")
+            continue
         if not path.is_file():
             problems.append(f"{rel}: missing")
             continue
+        problems += [f"{rel}: {p}" for p in _mode_problems(path, rel in EXECUTABLE)]
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{rel}: unreadable ({exc})")
+            continue
+        crlf = text.find("\r")
+        if crlf >= 0:
+            problems.append(f"{rel}: line {text.count(chr(10), 0, crlf) + 1} ends in CR (Windows line endings: "
+                            "convert with dos2unix or emit again)")
             continue
         found = list(checkers[rel](text)) if rel in checkers else []
         if not found and text != want:
@@ -82,10 +93,34 @@ def check_dir(directory: str | Path) -> CheckResult:
             problems.append(f"{rel}: ... and {len(found) - MAX_PER_FILE} more")
     from moeplace.launch.engines import ENGINE_FILES
 
-    for name in [f for files in ENGINE_FILES.values() for f in files]:
+    engine_names = {f for files in ENGINE_FILES.values() for f in files}
+    for name in sorted(engine_names):
         if name not in expected and (d / name).exists():
             problems.append(f"{name}: present, but the plan has no layout the engines run (see engines/README.md)")
+    problems += [f"{rel}: {p}" for rel, p in _directory_problems(d, set(expected) | engine_names)]
     return CheckResult(d, tuple(problems), len(expected), layout.world_size, layout.num_nodes)
+
+
+def _mode_problems(path: Path, executable: bool) -> Iterator[str]:
+    mode = path.stat().st_mode & 0o7777
+    if executable and mode & 0o111 != 0o111:
+        yield f"not executable by everyone (mode {mode:04o}; emit writes 0755): chmod 755 {path.name}"
+    if mode & 0o002:
+        yield f"writable by every user (mode {mode:04o}): anyone could change what the job runs"
+
+
+def _directory_problems(d: Path, known: set[str]) -> Iterator[tuple[str, str]]:
+    """The directory writable by everyone, and files in it that emit did not write (runs/ excepted)."""
+    mode = d.stat().st_mode & 0o7777
+    if mode & 0o002 and not mode & 0o1000:
+        yield ".", f"the directory is writable by every user (mode {mode:04o})"
+    for path in sorted(d.rglob("*")):
+        rel = path.relative_to(d).as_posix()
+        if rel == OUTPUTS or rel.startswith(OUTPUTS + "/") or rel in known or rel in ALSO_WRITTEN:
+            continue
+        if path.is_dir() and not path.is_symlink() and any(k.startswith(rel + "/") for k in known):
+            continue
+        yield rel, "not written by moeplace emit (remove it, or emit into a clean directory)"
 
 
 def _read_options(d: Path, problems: list[str]) -> EmitOptions:

@@ -18,15 +18,15 @@ class EmitOptions(BaseModel):
     master_port: int = Field(default=29500, gt=0, lt=65536,
                              description="process-group rendezvous port on rank 0's host")
     rdzv_port: int = Field(default=29400, gt=0, lt=65536, description="torchrun c10d rendezvous port")
-    tokens_per_step: int = Field(default=4096, gt=0, description="tokens entering the first MoE layer per step")
-    capacity_factor: float = Field(default=2.0, ge=1.0, description="buffer slots over the mean tokens per rank")
-    micro_batches: int = Field(default=2, ge=1)
+    tokens_per_step: int = Field(default=4096, gt=0, le=1 << 24, description="tokens entering the first MoE layer per step")
+    capacity_factor: float = Field(default=2.0, ge=1.0, le=1000.0, allow_inf_nan=False, description="buffer slots over the mean tokens per rank")
+    micro_batches: int = Field(default=2, ge=1, le=1024)
     job_name: str | None = Field(default=None, description="Slurm job name [default: moeplace-<model>]")
     partition: str | None = None
     account: str | None = None
     time: str | None = Field(default=None, description="Slurm time limit, e.g. 00:30:00")
     slurm_gpus: bool = Field(default=True, description="request --gpus-per-node in the sbatch script")
-    cpus_per_rank: int = Field(default=1, ge=1, description="cores per rank in the Open MPI rankfile")
+    cpus_per_rank: int = Field(default=1, ge=1, le=4096, description="cores per rank in the Open MPI rankfile")
     trace_file: str | None = Field(default=None, description="the plan's trace, relative to the output directory")
 
     @field_validator("job_name", "partition", "account", "time")

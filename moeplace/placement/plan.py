@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from moeplace.errors import InputError
 from moeplace.fileio import dumps_json, load_mapping
@@ -24,7 +24,7 @@ PLAN_FORMAT_VERSION = 1
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Placement(_Strict):
@@ -35,9 +35,9 @@ class Placement(_Strict):
     host: str
     local_gpu: int = Field(ge=0, description="GPU index inside the node (CUDA_VISIBLE_DEVICES value)")
     layer: int | None = Field(description="the model's 1-based layer number (4..61 in the seed)")
-    moe_layer: int | None = Field(description="0-based MoE layer index")
-    expert: int | None = Field(description="expert index inside its layer")
-    replica: int | None = Field(description="replica index of the expert (0 without replication)")
+    moe_layer: int | None = Field(ge=0, description="0-based MoE layer index")
+    expert: int | None = Field(ge=0, description="expert index inside its layer")
+    replica: int | None = Field(ge=0, description="replica index of the expert (0 without replication)")
 
 
 class CostRecord(_Strict):
@@ -71,6 +71,14 @@ class FlowRecord(_Strict):
     name: str
     dedup: bool
     tier_costs: dict[str, float]
+
+    @field_validator("tier_costs")
+    @classmethod
+    def _costs(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = next(((k, c) for k, c in v.items() if not 0.0 <= c <= 1e12), None)
+        if bad is not None:
+            raise ValueError(f"tier cost {bad[0]} = {bad[1]!r} is outside 0..1e12")
+        return v
 
 
 class TopologyRecord(_Strict):

