@@ -81,6 +81,9 @@ class Measured(_Frozen):
     step_us: Spread = Field(description="one whole step through every MoE layer, no barrier inside")
     tokens_per_s: float
     bytes_per_step: dict[str, float] = Field(description="payload moved per step: nvlink (same node), network")
+    dedup: Literal["node", "gpu"] | None = Field(
+        default=None, description="node: one network crossing per (token, remote node), then NVLink (the generic "
+                                  "engine under a plan with dedup); gpu: GPU-to-GPU transfers; None: written before")
     node_pairs: list[tuple[int, int, float]] = Field(description="(source node, destination node, bytes per step)")
     check: Check | None = None
     software: dict[str, str] = Field(default_factory=dict)
