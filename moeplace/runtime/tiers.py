@@ -62,3 +62,17 @@ def network(by_tier: dict[str, float]) -> float:
 
 def row_bytes(measured: Measured) -> int:
     return int(measured.model.get("hidden", 0)) * {"fp32": 4, "bf16": 2, "fp16": 2}.get(measured.dtype, 2)
+
+
+def bytes_rows(pp: PlanProblem, measured: Measured) -> list[dict]:
+    """`moeplace validate`'s bytes table: per tier that moved anything, and the network total, measured
+    against the objective on the plan's statistics (the expected value for the run's tokens per step)."""
+    pred = predicted_bytes(pp, measured.tokens_per_step, row_bytes(measured))
+    meas = measured_bytes(pp, measured)
+    rows = [{"tier": k, "measured_bytes": round(meas[k], 1), "predicted_bytes": round(pred[k], 1)}
+            for k in MOVED_TIERS if meas[k] > 0 or pred[k] > 0]
+    rows.append({"tier": "network", "measured_bytes": round(network(meas), 1),
+                 "predicted_bytes": round(network(pred), 1)})
+    for r in rows:
+        r["ratio"] = round(r["measured_bytes"] / r["predicted_bytes"], 4) if r["predicted_bytes"] else None
+    return rows
