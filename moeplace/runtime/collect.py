@@ -70,6 +70,7 @@ def summarize(manifest, cfg, results, dname, backend, dtype_name, M, T, variants
         routing_steps=variants, warmup_steps=cfg.warmup, steps=cfg.steps,
         capacity_tokens_per_peer=manifest.buffers.capacity_tokens_per_peer,
         capacity_rows_per_peer=results[0].get("capacity_rows_per_peer"),
+        expert_rows_per_microbatch=max((results[r].get("expert_rows") or 0.0) for r in ranks) or None,
         overflow_rows_per_step=round(sum(results[r]["overflow"] for r in ranks), 3),
         layers=layers, step_us=spread(slow_step), tokens_per_s=round(T / (med * 1e-6), 1),
         bytes_per_step={"nvlink": round(nvlink, 1), "network": round(network, 1)},

@@ -287,15 +287,79 @@ class CountedSwiGLU:
                             GROUP_M=cfg.group_m, GATED=gated, GATHER=gather, SCATTER=scatter,
                             num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 
-    def __call__(self, x, counts):
-        """y [W C, H] (a static buffer) for x [W C, H] and counts int32 [W] on the device."""
+    def __call__(self, x, counts, out=None):
+        """y [W C, H] for x [W C, H] and counts int32 [W] on the device, into `out` (default: a static buffer,
+        so give each micro-batch in flight its own)."""
         assert x.shape == (self.cap, self.H) and x.is_contiguous() and counts.dtype == torch.int32
+        y = self.y if out is None else out
         if self.small is not None:
             self._small(x, self.wp_in, self.act, counts, self.EH, self.H, self.small[0], True, True, False)
         if self.cap > self.small_max:
             self._large(x, self.w_in, self.act, counts, self.EH, self.H, self.large_up, True, True, False)
         if self.small is not None:
-            self._small(self.act, self.wp_out, self.y, counts, self.H, self.EH, self.small[1], False, False, True)
+            self._small(self.act, self.wp_out, y, counts, self.H, self.EH, self.small[1], False, False, True)
         if self.cap > self.small_max:
-            self._large(self.act, self.w_out, self.y, counts, self.H, self.EH, self.large_down, False, False, True)
-        return self.y
+            self._large(self.act, self.w_out, y, counts, self.H, self.EH, self.large_down, False, False, True)
+        return y
+
+
+SMALL_DEFAULT = (GemmConfig(64, 64, 4, 4, 4), GemmConfig(64, 128, 1, 4, 4, swap=True))  # 128-token winners, H200
+LARGE_UP = (LargeConfig(), LargeConfig(block_n=64, num_warps=4, num_stages=4), LargeConfig(64, 32, 32, 4, 4, 2),
+            LargeConfig(16, 16, 16, 2, 4, 2))
+LARGE_DOWN = (LargeConfig(block_n=256), LargeConfig(num_warps=4, num_stages=4), LargeConfig(64, 32, 32, 4, 4, 2),
+              LargeConfig(16, 16, 16, 2, 4, 2))
+
+
+def build_counted(expert, segments: int, rows_per_segment: int,
+                  small: tuple[GemmConfig, GemmConfig] | None = None) -> CountedSwiGLU | None:
+    """The counted expert with the first configs that divide the expert's dims (None: none do, or no Triton),
+    checked against float64 on random counts (None when it differs by more than 1e-2)."""
+    if triton is None or expert.activation != "swiglu" or not expert.w_in.is_cuda:
+        return None
+    H, EH = int(expert.w_in.shape[0]), expert.expert_hidden
+    ups = [c for c in LARGE_UP if EH % c.block_n == 0 and H % c.block_k == 0]
+    downs = [c for c in LARGE_DOWN if H % c.block_n == 0 and EH % c.block_k == 0]
+    if not ups or not downs:
+        return None
+    for sm in (small or SMALL_DEFAULT, None):
+        try:
+            fn = CountedSwiGLU(expert.w_in, expert.w_out, segments=segments, rows_per_segment=rows_per_segment,
+                               small=sm, large_up=ups[0], large_down=downs[0])
+        except ValueError:
+            continue
+        if counted_error(fn, expert) <= 1e-2:
+            return fn
+    return None
+
+
+def counted_error(fn: CountedSwiGLU, expert, seed: int = 0) -> float:
+    """Worst relative difference from float64 over three count vectors (one in each regime, one at capacity)."""
+    from moeplace.runtime.experts import expert_forward
+
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    W, C = fn.W, fn.C
+    worst = 0.0
+    for total in (min(fn.small_max, fn.cap) or 1, (fn.cap + fn.small_max) // 2 + 1, fn.cap):
+        counts = _split(total, W, C, g)
+        x = torch.randn(fn.cap, fn.H, generator=g).to(expert.w_in.device, expert.w_in.dtype)
+        out = torch.full_like(x, float("nan"))
+        fn(x, counts.to(x.device), out=out)
+        rows = torch.cat([torch.arange(p * C, p * C + int(n)) for p, n in enumerate(counts.tolist())]).to(x.device)
+        ref = expert_forward(x[rows].double(), expert.w_in.double(), expert.w_out.double(), "swiglu")
+        got = out[rows].double()
+        err = float(torch.linalg.vector_norm(got - ref) / max(float(torch.linalg.vector_norm(ref)), 1e-30))
+        worst = max(worst, err if err == err else float("inf"))
+    return worst
+
+
+def _split(total: int, W: int, C: int, g) -> "torch.Tensor":
+    """int32 [W]: `total` rows over W segments of at most C, unevenly (seeded)."""
+    total = min(total, W * C)
+    w = torch.rand(W, generator=g) + 0.2
+    n = torch.minimum(torch.floor(w / w.sum() * total), torch.tensor(float(C))).to(torch.int64)
+    p = 0
+    while int(n.sum()) < total:
+        if n[p] < C:
+            n[p] += 1
+        p = (p + 1) % W
+    return n.to(torch.int32)

@@ -76,6 +76,10 @@ class Measured(_Frozen):
     capacity_rows_per_peer: int | None = Field(
         default=None, ge=1, description="epstep: C, rows per peer per micro-batch of the [world x C] buffers it "
                                         "computes and sends whole (None: generic engine, or written before this field)")
+    expert_rows_per_microbatch: float | None = Field(
+        default=None, gt=0, description="epstep with the counted expert (`runtime.counted`): rows the busiest "
+                                        "rank's expert runs on per micro-batch (the rows received, no padding); "
+                                        "None: the expert ran on all W x C rows, or the generic engine")
     overflow_rows_per_step: float
     layers: list[LayerTime]
     step_us: Spread = Field(description="one whole step through every MoE layer, no barrier inside")

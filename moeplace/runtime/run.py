@@ -229,7 +229,8 @@ def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) ->
     result = {"layer_us": layer_us, "step_us": step_us, "bytes_to_node": bytes_to_node, "host": ident.host,
               "local_gpu": ident.entry.local_gpu, "node": ident.entry.node, "overflow": overflow,
               "engine": state["engine"], "transport": state["transport"],
-              "capacity_rows_per_peer": fused.layers[0].C if fused is not None else None}
+              "capacity_rows_per_peer": fused.layers[0].C if fused is not None else None,
+              "expert_rows": (round(fused.received_rows, 2) if fused is not None and all(fused.counted) else None)}
     comm.watchdog.arm(manifest.timeouts.collective_s + 30.0, state["where"])
     comm.store.set(f"result/{rank}", json.dumps(result))
     if outputs is not None:
