@@ -112,16 +112,17 @@ def part_k(model, expert_rows: list[dict], segments: int = 8) -> dict:
     of part A, at every count c of part A (uneven over the segments), one CUDA graph replayed with each count
     vector: lone replay and kernel time against the expert at exactly c (part A's tuned expert), its error
     against float64, and the target (<= 1.15 x the expert at c + 5 µs)."""
-    from moeplace.runtime.counted import _split, build_counted, counted_error
+    from moeplace.runtime.counted import _split, counted_error, tune_counted
     from moeplace.runtime.experts import expert_forward, seeded_expert
 
     dev = torch.device("cuda", 0)
     ex = seeded_expert(model, 0, 0, seed=0, dtype=torch.bfloat16, device=dev)
     cap = max(r["tokens"] for r in expert_rows)
     C = cap // segments
-    fn = build_counted(ex, segments, C)
+    fn, tried = tune_counted(ex, segments, C, baseline_us={r["tokens"]: r["us"] for r in expert_rows})
     if fn is None:
         return {"error": "no counted expert for these dims"}
+    say(f"counted layouts: {json.dumps(tried)}")
     say(f"counted expert {fn.label}: capacity {segments} x {C}, float64 check {counted_error(fn, ex):.2e}")
     x = torch.randn(cap, model.hidden, device=dev, dtype=torch.bfloat16)
     counts = torch.zeros(segments, dtype=torch.int32, device=dev)
@@ -147,7 +148,7 @@ def part_k(model, expert_rows: list[dict], segments: int = 8) -> dict:
         rows.append(row)
         say(f"counted c={c:5d}: {graph_us:8.1f} us (behind spin {lone}) vs expert at c {r['us']} us: "
             f"{row['ratio']:.3f}x, bound {bound:.1f} -> {'met' if row['met'] else 'MISSED'}; err {err:.1e}")
-    return {"label": fn.label, "segments": segments, "rows_per_segment": C, "rows": rows,
+    return {"label": fn.label, "layouts": tried, "segments": segments, "rows_per_segment": C, "rows": rows,
             "all_met": all(r["met"] for r in rows)}
 
 

@@ -14,7 +14,7 @@ import torch.distributed as dist
 
 from moeplace.placement.schema import ModelSpec
 from moeplace.runtime.calibrate import init_local_group, transfer_measurements
-from moeplace.runtime.counted import build_counted
+from moeplace.runtime.counted import tune_counted
 from moeplace.runtime.epstep import EpStep
 from moeplace.runtime.expertops import tune_expert
 from moeplace.runtime.experts import expert_forward, seeded_expert
@@ -81,6 +81,7 @@ def layer_worker(rank: int, world: int, port: int, cfg: dict, path: str) -> None
     exchange = {p["tokens_per_peer"]: p["us"] for p in best}
     experts64 = None
     tuned: dict[int, object] = {}
+    counted_fns: dict[int, object] = {}
 
     def expert_for(n: int):
         if n not in tuned:
@@ -130,7 +131,9 @@ def layer_worker(rank: int, world: int, port: int, cfg: dict, path: str) -> None
                 name = f"fused {transport}{' counted' if counted else ''} mb{M}"
                 try:
                     C = capacity(Tg // M, world, k)
-                    fn = build_counted(ex, world, C) if counted else expert_for(world * C).fn
+                    if counted and C not in counted_fns:
+                        counted_fns[C] = tune_counted(ex, world, C)[0]
+                    fn = counted_fns[C] if counted else expert_for(world * C).fn
                     if fn is None:
                         raise ValueError("no counted expert for these dims")
                     step = EpStep(rank=rank, world=world, expert=fn, hidden=H, k=k, tokens=Tg,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from moeplace.launch.manifest import Manifest
-from moeplace.runtime.counted import build_counted
+from moeplace.runtime.counted import LAYOUTS, tune_counted
 from moeplace.runtime.deps import import_torch
 from moeplace.runtime.engine import StepClock
 from moeplace.runtime.epstep import EpStep
@@ -92,8 +92,14 @@ class FusedRun:
         x = x0[torch.as_tensor(self.home, device=x0.device)].contiguous()
         self.x0 = x.clone()
         self.layers, self.choices, self.counted = [], [], []
+        layouts = LAYOUTS
         for l in range(L):
-            fn = build_counted(by_layer[l], W, C) if counted and device.type == "cuda" else None
+            fn = None
+            if counted and device.type == "cuda":  # the layout timed on the first layer serves all (same dims)
+                fn = (tune_counted(by_layer[l], W, C, layouts=layouts) if l == 0 else
+                      tune_counted(by_layer[l], W, C, layouts=layouts, probes=()))[0]
+                if l == 0 and fn is not None:
+                    layouts = {n: v for n, v in LAYOUTS.items() if v == (fn.small, fn.large)}
             choice = tune_expert(by_layer[l], W * C) if device.type == "cuda" and fn is None else None
             self.choices.append(choice)
             self.counted.append(fn is not None)
