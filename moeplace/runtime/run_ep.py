@@ -73,6 +73,30 @@ def received_rows(routing, lut_LE: np.ndarray, Tg: int, W: int, micro_batches: i
     return float(total.max() / max(n, 1))
 
 
+def _counted_pays(fn, padded_us: float, rows: float, W: int, C: int, device) -> bool:
+    """Whether the counted expert at the rows this run's routing sends (`received_rows`) beats the padded
+    expert on all W x C rows, measured; every rank must agree (the count exchange is a collective), so the
+    answer is the all-ranks minimum."""
+    from moeplace.runtime.counted import _split
+    from moeplace.runtime.expertops import graph_time_us
+
+    ok = False
+    if fn is not None:
+        counts = _split(int(round(rows)), W, C, torch.Generator().manual_seed(2)).to(device)
+        x = torch.randn(W * C, fn.H, device=device, dtype=fn.w_in.dtype)
+        out = torch.empty_like(x)
+        ok = graph_time_us(lambda t: fn(t, counts, out=out), x, reps=15) < padded_us
+    return _agree(ok, device)
+
+
+def _agree(ok: bool, device) -> bool:
+    """True only if every rank says so (all-reduce MIN; a lone process decides alone)."""
+    flag = torch.tensor([1.0 if ok else 0.0], device=device)
+    if torch.distributed.is_initialized():
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item() >= 1.0)
+
+
 class FusedRun:
     def __init__(self, manifest: Manifest, rank: int, experts: list, routing, x0, *, micro_batches: int,
                  transport: str, device, dtype, graphs: bool, counted: bool = True) -> None:
@@ -92,15 +116,20 @@ class FusedRun:
         x = x0[torch.as_tensor(self.home, device=x0.device)].contiguous()
         self.x0 = x.clone()
         self.layers, self.choices, self.counted = [], [], []
-        layouts = LAYOUTS
+        layouts, use_counted = LAYOUTS, counted and device.type == "cuda"
         for l in range(L):
+            choice = tune_expert(by_layer[l], W * C) if device.type == "cuda" else None
             fn = None
-            if counted and device.type == "cuda":  # the layout timed on the first layer serves all (same dims)
+            if use_counted:  # the layout timed on the first layer serves all (same dims)
                 fn = (tune_counted(by_layer[l], W, C, layouts=layouts) if l == 0 else
                       tune_counted(by_layer[l], W, C, layouts=layouts, probes=()))[0]
-                if l == 0 and fn is not None:
-                    layouts = {n: v for n, v in LAYOUTS.items() if v == (fn.small, fn.large)}
-            choice = tune_expert(by_layer[l], W * C) if device.type == "cuda" and fn is None else None
+                if l == 0:
+                    use_counted = _counted_pays(fn, choice.us, self.received_rows, W, C, device)
+                    fn = fn if use_counted else None
+                    if fn is not None:
+                        layouts = {n: v for n, v in LAYOUTS.items() if v == (fn.small, fn.large)}
+                elif not _agree(fn is not None, device):
+                    fn = None
             self.choices.append(choice)
             self.counted.append(fn is not None)
             step = EpStep(rank=rank, world=W, expert=fn or (choice.fn if choice else by_layer[l]), hidden=x.shape[1],
