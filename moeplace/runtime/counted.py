@@ -303,7 +303,7 @@ class CountedSwiGLU:
     def _small(self, a, wp, out, counts, N, K, cfg: GemmConfig, lo: int, hi: int, gated: bool, gather: bool,
                scatter: bool):
         rows = min(hi, self.cap)
-        bm = max(16, 1 << (rows - 1).bit_length())
+        bm = max(16, min(128, 1 << (rows - 1).bit_length()))  # above 128 rows: 128-row tiles, M fastest
         direct = cfg.split_k == 1
         part = out if direct else (self.part_up if gated else self.part_down)
         stride = 0 if direct else part.stride(0)
@@ -363,6 +363,7 @@ LAYOUTS = {
     "small32+small128+mid512+large": (SMALL_DEFAULT, LARGE_DEFAULT),
     "small128+mid512(grid)+large": (SMALL_DEFAULT[1:], (LargeRegime(512, LargeConfig(64, 64, 64, 8, 4, 4),
                                                                     LargeConfig(64, 64, 64, 8, 4, 4)), _BIG)),
+    "small128+small512+large": ((SMALL_DEFAULT[1], SmallRegime(512, _UP, _DOWN)), (_BIG,)),
 }
 PROBE_COUNTS = (16, 64, 128, 256, 512, 1024, 4096)
 LARGE_SMALL_DIMS = (LargeRegime(None, LargeConfig(64, 32, 32, 4, 4, 2), LargeConfig(64, 32, 32, 4, 4, 2)),
