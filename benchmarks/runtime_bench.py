@@ -4,6 +4,8 @@
 
 A  one GPU:  GEMM and HBM ceilings; the expert (seed dims, bf16) at 16..8192 tokens, fastest of cuBLAS and
              the small-batch Triton kernel, against the SwiGLU ceiling and the weight-read floor; its error in float64
+K  one GPU:  the counted expert (runtime.counted) on an 8 x 1024-row buffer at every count of part A, one
+             CUDA graph, against the expert at exactly that count (target <= 1.15x + 5 us)
 B  W GPUs:   transfer curves; one MoE layer step (dispatch + expert + combine) at 128..8192 tokens per GPU:
              the plain torch.distributed implementation (variable splits eager, fixed capacity eager and as a
              CUDA graph) and the fused step (symm / NCCL transport, one or two micro-batches) side by side,
@@ -73,6 +75,8 @@ def part_a(model, tokens: list[int]) -> dict:
                "floor_us": round(floor_us, 2), "ceiling_us": round(ceiling_us, 2),
                "of_ceiling": round(ceiling_us / c.us, 3), "over_floor": round(c.us / floor_us, 3),
                "relerr_vs_fp64": round(err, 5), "tried": c.tried}
+        row["behind_spin_us"] = behind_spin_us(c.fn, x)
+        row["behind_spin_over_floor"] = round(row["behind_spin_us"] / floor_us, 3)
         if n <= 512:
             row["pipelined_us"], row["pipelined_cublas_us"] = pipelined_pair(model, ex, c, n, dev)
             row["pipelined_over_floor"] = round(row["pipelined_us"] / floor_us, 3)
@@ -81,6 +85,71 @@ def part_a(model, tokens: list[int]) -> dict:
             f"ceiling, {row['over_floor']:.2f}x floor, err {err:.1e}; pipelined {row.get('pipelined_us')} us "
             f"(cuBLAS {row.get('pipelined_cublas_us')}); tried {c.tried}")
     return {"ceilings": ceil, "expert": rows}
+
+
+def behind_spin_us(fn, x, reps: int = 30) -> float:
+    """Median µs of one lone graph replay of fn(x) with the host's launch latency hidden: a spin kernel runs
+    first, so the replay is enqueued before the device reaches the start event (the graph's own time)."""
+    from moeplace.runtime.expertops import _captured
+    from moeplace.runtime.timing import hold_device
+
+    g = _captured([fn], x, 3)
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        hold_device(100.0)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1e3)
+    times.sort()
+    return round(times[len(times) // 2], 2)
+
+
+def part_k(model, expert_rows: list[dict], segments: int = 8) -> dict:
+    """The counted expert (`runtime.counted`) on a [segments x C] buffer of capacity = the largest token count
+    of part A, at every count c of part A (uneven over the segments), one CUDA graph replayed with each count
+    vector: lone replay and kernel time against the expert at exactly c (part A's tuned expert), its error
+    against float64, and the target (<= 1.15 x the expert at c + 5 µs)."""
+    from moeplace.runtime.counted import _split, counted_error, tune_counted
+    from moeplace.runtime.experts import expert_forward, seeded_expert
+
+    dev = torch.device("cuda", 0)
+    ex = seeded_expert(model, 0, 0, seed=0, dtype=torch.bfloat16, device=dev)
+    cap = max(r["tokens"] for r in expert_rows)
+    C = cap // segments
+    fn, tried = tune_counted(ex, segments, C, baseline_us={r["tokens"]: r["us"] for r in expert_rows})
+    if fn is None:
+        return {"error": "no counted expert for these dims"}
+    say(f"counted layouts: {json.dumps(tried)}")
+    say(f"counted expert {fn.label}: capacity {segments} x {C}, float64 check {counted_error(fn, ex):.2e}")
+    x = torch.randn(cap, model.hidden, device=dev, dtype=torch.bfloat16)
+    counts = torch.zeros(segments, dtype=torch.int32, device=dev)
+    out = torch.empty_like(x)
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for r in expert_rows:
+        c = r["tokens"]
+        counts.copy_(_split(c, segments, C, g))
+        lone = graph_us = None
+        from moeplace.runtime.expertops import graph_time_us
+
+        graph_us = graph_time_us(lambda t: fn(t, counts, out=out), x, reps=30)
+        lone = behind_spin_us(lambda t: fn(t, counts, out=out), x)
+        sel = torch.cat([torch.arange(p * C, p * C + int(n)) for p, n in enumerate(counts.tolist())]).to(dev)
+        ref = expert_forward(x[sel].double(), ex.w_in.double(), ex.w_out.double(), "swiglu")
+        err = float(torch.linalg.vector_norm(out[sel].double() - ref) / torch.linalg.vector_norm(ref))
+        bound = 1.15 * r["us"] + 5.0
+        row = {"count": c, "us": round(graph_us, 2), "behind_spin_us": lone, "expert_at_c_us": r["us"],
+               "expert_at_c_behind_spin_us": r.get("behind_spin_us"), "ratio": round(graph_us / r["us"], 3),
+               "bound_us": round(bound, 2), "met": graph_us <= bound, "relerr_vs_fp64": round(err, 5),
+               "padded_expert_us": expert_rows[-1]["us"]}
+        rows.append(row)
+        say(f"counted c={c:5d}: {graph_us:8.1f} us (behind spin {lone}) vs expert at c {r['us']} us: "
+            f"{row['ratio']:.3f}x, bound {bound:.1f} -> {'met' if row['met'] else 'MISSED'}; err {err:.1e}")
+    return {"label": fn.label, "layouts": tried, "segments": segments, "rows_per_segment": C, "rows": rows,
+            "all_met": all(r["met"] for r in rows)}
 
 
 def pipelined_pair(model, ex, choice, n: int, dev) -> tuple[float, float]:
@@ -192,7 +261,7 @@ def main() -> None:
     ap.add_argument("--out", default=os.environ.get("OUT") or str(REPO / "benchmarks" / "runtime-out"))
     ap.add_argument("--quick", action="store_true", help="a few sizes, few repetitions (a smoke test)")
     ap.add_argument("--worlds", default=None, help="GPU counts for parts B and C, e.g. 2,4 [default: 2 and all]")
-    ap.add_argument("--parts", default="abpc", help="which parts to run (a, b, p, c)")
+    ap.add_argument("--parts", default="akbpc", help="which parts to run (a, k: the counted expert after a, b, p, c)")
     ap.add_argument("--profiles", default=None, help="folder with profile-x{W}.json for part C [default: --out]")
     args = ap.parse_args()
     out = Path(args.out)
@@ -219,6 +288,9 @@ def main() -> None:
     q = args.quick
     if "a" in args.parts:
         results["a"] = part_a(model, [128, 2048] if q else [16, 64, 128, 256, 512, 1024, 2048, 4096, 8192])
+        if "k" in args.parts:
+            results["a"]["counted"] = part_k(model, results["a"]["expert"])
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     for world in worlds:
         if "b" in args.parts:
             cfg = {"reps": 10 if q else 30, "sizes": [128, 2048] if q else [128, 256, 512, 1024, 2048, 4096, 8192],

@@ -14,6 +14,7 @@ import torch.distributed as dist
 
 from moeplace.placement.schema import ModelSpec
 from moeplace.runtime.calibrate import init_local_group, transfer_measurements
+from moeplace.runtime.counted import tune_counted
 from moeplace.runtime.epstep import EpStep
 from moeplace.runtime.expertops import tune_expert
 from moeplace.runtime.experts import expert_forward, seeded_expert
@@ -80,6 +81,7 @@ def layer_worker(rank: int, world: int, port: int, cfg: dict, path: str) -> None
     exchange = {p["tokens_per_peer"]: p["us"] for p in best}
     experts64 = None
     tuned: dict[int, object] = {}
+    counted_fns: dict[int, object] = {}
 
     def expert_for(n: int):
         if n not in tuned:
@@ -122,16 +124,21 @@ def layer_worker(rank: int, world: int, port: int, cfg: dict, path: str) -> None
         except Exception as exc:  # noqa: BLE001
             row["plain_graph_error"] = str(exc).split("\n")[0][:160]
         del pf
-        for transport in cfg["transports"]:
+        for transport, counted in [(t, c) for t in cfg["transports"] for c in (False, True)]:
             for M in (1, 2, 4):
                 if Tg % M or (M >= 2 and Tg < cfg["min_tokens_two_mb"]) or (M == 4 and Tg < 2048):
                     continue
-                name = f"fused {transport} mb{M}"
+                name = f"fused {transport}{' counted' if counted else ''} mb{M}"
                 try:
                     C = capacity(Tg // M, world, k)
-                    step = EpStep(rank=rank, world=world, expert=expert_for(world * C).fn, hidden=H, k=k, tokens=Tg,
+                    if counted and C not in counted_fns:
+                        counted_fns[C] = tune_counted(ex, world, C)[0]
+                    fn = counted_fns[C] if counted else expert_for(world * C).fn
+                    if fn is None:
+                        raise ValueError("no counted expert for these dims")
+                    step = EpStep(rank=rank, world=world, expert=fn, hidden=H, k=k, tokens=Tg,
                                   capacity=C, micro_batches=M, transport=transport, device=dev,
-                                  dtype=torch.bfloat16, lut=lut)
+                                  dtype=torch.bfloat16, lut=lut, counted=counted)
                     step.load(x, topk, gates)
                     step.capture()
                     step.run()

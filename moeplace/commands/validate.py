@@ -31,6 +31,7 @@ def validate(run_dir: str, measured_path: str, profile_ref: str | None, out_path
     """
     from moeplace.costmodel.presets import default_profile_for, load_profile
     from moeplace.runtime.measured import load_measured
+    from moeplace.runtime.tiers import bytes_rows
     from moeplace.runtime.validation import compare, headline, load_run_plan
 
     pp = load_run_plan(run_dir)
@@ -42,6 +43,7 @@ def validate(run_dir: str, measured_path: str, profile_ref: str | None, out_path
     profile = load_profile(profile_ref)
     rows = compare(pp, measured, profile)
     head = headline(rows)
+    traffic = bytes_rows(pp, measured)
     report = {
         "plan": str(plan_path), "measured": str(measured_path), "profile": profile.name,
         "profile_source": profile.source, "device": measured.device, "world_size": measured.world_size,
@@ -51,6 +53,7 @@ def validate(run_dir: str, measured_path: str, profile_ref: str | None, out_path
                   "error": round(r.error, 4), "expert_us": round(r.expert_us, 2), "transfer_us": round(r.transfer_us, 2)}
                  for r in rows],
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in head.items()},
+        "dedup": measured.dedup, "bytes_per_step": traffic,
     }
     if out_path:
         text = dumps_json(report) if out_path.endswith(".json") else report_markdown(report)
@@ -66,11 +69,18 @@ def validate(run_dir: str, measured_path: str, profile_ref: str | None, out_path
                   [_cells(r) for r in report["rows"]], right=(1, 2, 3, 4, 5))
     console.line(f"error: median {head['median_abs_error']:.1%}, worst {head['worst_abs_error']:.1%} "
                  f"over {head['points']} points")
+    console.table(None, ["bytes per step", "measured", "predicted (objective)", "measured / predicted"],
+                  [_byte_cells(r) for r in traffic], right=(1, 2, 3))
 
 
 def _cells(r: dict) -> list[str]:
     return [r["what"], f"{r['measured_us']:,.1f}", f"{r['predicted_us']:,.1f}", f"{r['error']:+.1%}",
             f"{r['expert_us']:,.1f}", f"{r['transfer_us']:,.1f}"]
+
+
+def _byte_cells(r: dict) -> list[str]:
+    return [r["tier"], f"{r['measured_bytes']:,.0f}", f"{r['predicted_bytes']:,.0f}",
+            "-" if r["ratio"] is None else f"{r['ratio']:.3f}"]
 
 
 def report_markdown(report: dict) -> str:
@@ -87,4 +97,8 @@ def report_markdown(report: dict) -> str:
              "| | measured µs | predicted µs | error | experts µs | transfers µs |",
              "|---|---:|---:|---:|---:|---:|"]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in report["rows"]]
+    lines += ["", f"Bytes per step by tier (runtime dedup: {report.get('dedup') or 'not recorded'}; predicted: the "
+              "objective on the plan's statistics, scaled to the run's tokens and row size):", "",
+              "| bytes per step | measured | predicted (objective) | measured / predicted |", "|---|---:|---:|---:|"]
+    lines += ["| " + " | ".join(_byte_cells(r)) + " |" for r in report.get("bytes_per_step", [])]
     return "\n".join(lines) + "\n"

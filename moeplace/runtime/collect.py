@@ -45,12 +45,11 @@ def summarize(manifest, cfg, results, dname, backend, dtype_name, M, T, variants
     step = np.array([results[r]["step_us"] for r in ranks], dtype=np.float64)  # [ranks, steps]
     slow_layer = layer.max(axis=0)
     slow_step = step.max(axis=0)
-    token_bytes = model.hidden * (4 if dtype_name == "fp32" else 2)
     pairs: dict[tuple[int, int], float] = {}
     for r in ranks:
         src = results[r]["node"]
-        for dst, rows in results[r]["rows_to_node"].items():
-            pairs[(src, int(dst))] = pairs.get((src, int(dst)), 0.0) + rows * token_bytes
+        for dst, nbytes in results[r]["bytes_to_node"].items():
+            pairs[(src, int(dst))] = pairs.get((src, int(dst)), 0.0) + nbytes
     nvlink = sum(v for (a, b), v in pairs.items() if a == b)
     network = sum(v for (a, b), v in pairs.items() if a != b)
     layers = [LayerTime(moe_layer=l, layer=model.moe_layer_numbers[l], us=spread(slow_layer[:, l]), tokens_in=T)
@@ -71,9 +70,11 @@ def summarize(manifest, cfg, results, dname, backend, dtype_name, M, T, variants
         routing_steps=variants, warmup_steps=cfg.warmup, steps=cfg.steps,
         capacity_tokens_per_peer=manifest.buffers.capacity_tokens_per_peer,
         capacity_rows_per_peer=results[0].get("capacity_rows_per_peer"),
+        expert_rows_per_microbatch=max((results[r].get("expert_rows") or 0.0) for r in ranks) or None,
         overflow_rows_per_step=round(sum(results[r]["overflow"] for r in ranks), 3),
         layers=layers, step_us=spread(slow_step), tokens_per_s=round(T / (med * 1e-6), 1),
         bytes_per_step={"nvlink": round(nvlink, 1), "network": round(network, 1)},
+        dedup="node" if manifest.dedup and results[0]["engine"] == "generic" else "gpu",
         node_pairs=[(a, b, round(v, 1)) for (a, b), v in sorted(pairs.items())], check=check, software=software,
         measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         ranks=[RankTime(rank=r, host=results[r]["host"], local_gpu=results[r]["local_gpu"],

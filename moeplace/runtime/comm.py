@@ -52,6 +52,7 @@ class Comm:
     watchdog: Watchdog | None = None
     flag: Any = None
     stats: dict = field(default_factory=dict)
+    sent_bytes: dict = field(default_factory=dict)  # peer rank -> payload bytes this rank's sends carried
 
     @property
     def rank(self) -> int:
@@ -116,8 +117,10 @@ class Comm:
     def start(self, transfer: Transfer, send_buf, recv_buf) -> list:
         """Post one transfer's sends and receives; rows are packed by peer in the schedule's order."""
         ops, a = [], 0
+        row_bytes = send_buf.element_size() * (send_buf[0].numel() if send_buf.shape[0] else 0)
         for peer, rows in zip(transfer.send_peers, transfer.send_rows):
             ops.append((dist.isend, send_buf[a:a + rows.size], peer))
+            self.sent_bytes[peer] = self.sent_bytes.get(peer, 0) + rows.size * row_bytes
             a += rows.size
         a = 0
         for peer, rows in zip(transfer.recv_peers, transfer.recv_rows):

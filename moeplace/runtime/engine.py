@@ -1,7 +1,8 @@
 """The per-rank executor: runs schedules step by step, on CPU (gloo) or GPU (NCCL, streams, graphs).
 
 Issue order is the same on every rank (layer, then phase, then micro-batch): fills of all micro-batches,
-then each micro-batch's experts and its combine, then the combines' sums. On GPU the transfers run on a
+then each micro-batch's relay (node dedup's NVLink second hop), experts, reduce (the combine's NVLink first
+hop) and combine, then the combines' sums. On GPU the transfers run on a
 communication stream, so micro-batch 1's fill overlaps micro-batch 0's experts and micro-batch 0's combine
 overlaps micro-batch 1's experts; the host never waits inside a step.
 """
@@ -76,7 +77,7 @@ class Engine:
         """Upload every index array and capture every expert bucket before the first step."""
         for s in schedules:
             for lay in s.layers:
-                for tr in (lay.fill, lay.combine):
+                for tr in lay.transfers:
                     for a in (*tr.send_rows, *tr.recv_rows, tr.local_src, tr.local_dst, _cat(tr.send_rows),
                               _cat(tr.recv_rows)):
                         self.ix(a)
@@ -130,8 +131,15 @@ class Engine:
                 x.index_copy_(0, self.ix(lay.fill.local_dst), tables[m].index_select(0, self.ix(lay.fill.local_src)))
                 self.comm.finish(works)
                 x.index_copy_(0, self.ix(_cat(lay.fill.recv_rows)), recv)
+                relay = self._post(lay.relay, x)  # node dedup: the gateway forwards over NVLink
+                self.comm.finish(relay[2])
+                x.index_copy_(0, self.ix(_cat(lay.relay.recv_rows)), relay[1])
                 acc = self._experts(lay, x)
+                reduce = self._post(lay.reduce, acc)  # node dedup: sum the node's rows at its aggregator
+                self.comm.finish(reduce[2])
+                acc.index_add_(0, self.ix(_cat(lay.reduce.recv_rows)), reduce[1].float())
                 combines.append(self._post(lay.combine, acc))
+                in_flight.append((relay, reduce))
                 inputs.append((x, acc))
             for m, lay in enumerate(lays):
                 x, acc = inputs[m]

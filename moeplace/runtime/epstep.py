@@ -10,7 +10,10 @@ at most one row to each rank):
               buffer over NVLink (SM stores, lowest latency), then a device barrier
               symm-ce: pack locally, then copy-engine copies into the peers' buffers, one stream per peer
               (no SMs taken from the experts: the better choice with several micro-batches)
-    expert    on all W*C rows (static shape), cuBLAS or the small-batch Triton kernel (expertops.tune_expert)
+    expert    counted (`counted.CountedSwiGLU`): on the rows received, the per-peer counts exchanged with the
+              rows (nccl: an all-to-all of W int32; symm: written into the peers' count buffers before the
+              barrier) and read on the device; else on all W*C rows (static shape), cuBLAS or the
+              small-batch Triton kernel (expertops.tune_expert)
     combine   the same way back (nccl, SM stores or copy engine), then one kernel:
               out = x + sum_j gate_j * y[slot_j]
 
@@ -66,7 +69,8 @@ def symm_buffer(shape, dtype, device, group):
 
 class EpStep:
     def __init__(self, *, rank: int, world: int, expert: Callable, hidden: int, k: int, tokens: int, capacity: int,
-                 micro_batches: int, transport: str, device, dtype, lut, group=None, x=None) -> None:
+                 micro_batches: int, transport: str, device, dtype, lut, group=None, x=None,
+                 counted: bool = False) -> None:
         if tokens % micro_batches:
             raise ValueError(f"tokens {tokens} not divisible by micro_batches {micro_batches}")
         self.rank, self.world, self.k, self.H = rank, world, k, hidden
@@ -88,6 +92,10 @@ class EpStep:
         self.comm = torch.cuda.Stream(device)
         self.copy_streams = [torch.cuda.Stream(device) for _ in range(W)] if transport == "symm-ce" else []
         self.send = mk(W * C, H, dt=dtype)
+        self.counted = counted
+        if counted:  # rows sent to each peer (at most C), and a per-micro-batch output for the expert
+            self.scount = mk(W, dt=torch.int32)
+            self.ybuf = mk(W * C, H, dt=dtype)
         self.rows = [torch.arange(p * C, (p + 1) * C, device=device) for p in range(W)]
         if transport in ("symm", "symm-ce"):
             self.recv, self.recv_h, self.back, self.back_h = [], [], [], []
@@ -98,6 +106,15 @@ class EpStep:
                 t, h = symm_buffer((W * C, H), dtype, device, self.group)
                 self.back.append(t)
                 self.back_h.append(h)
+            if counted:
+                self.rcount, cnt_h = [], []
+                for _ in range(self.M):
+                    t, h = symm_buffer((W,), torch.int32, device, self.group)
+                    self.rcount.append(t)
+                    cnt_h.append(h)
+                self.peer_cnt = [[h.get_buffer(p, (W,), torch.int32, 0) for p in range(W)] for h in cnt_h]
+                for h in cnt_h:
+                    h.barrier(channel=0)
             self.peer_recv = [[h.get_buffer(p, (W * C, H), dtype, 0) for p in range(W)] for h in self.recv_h]
             self.peer_back = [[h.get_buffer(p, (W * C, H), dtype, 0) for p in range(W)] for h in self.back_h]
             for h in self.recv_h + self.back_h:
@@ -106,6 +123,8 @@ class EpStep:
         elif transport == "nccl":
             self.recv = mk(W * C, H, dt=dtype)
             self.back = mk(W * C, H, dt=dtype)
+            if counted:
+                self.rcount = mk(W, dt=torch.int32)
         else:
             raise ValueError(f"unknown transport {transport!r} (nccl, symm or symm-ce)")
         self.graph = None
@@ -128,10 +147,14 @@ class EpStep:
             torch.index_select(self.lut, 0, self.topk[rows].reshape(-1), out=self.dest[m])
             epkernels.route(self.dest[m], self.gates[rows].reshape(-1), C, W, k, self.pos[m], self.geff[m],
                             self.gidx[m], self.count[m])
+            if self.counted:
+                torch.clamp(self.count[m], max=C, out=self.scount[m])
             if self.transport == "symm":
                 for p in range(W):
                     torch.index_select(self.x[rows], 0, self.gidx[m][p * C:(p + 1) * C],
                                        out=self.peer_recv[m][p][r * C:(r + 1) * C])
+                    if self.counted:
+                        self.peer_cnt[m][p][r:r + 1].copy_(self.scount[m][p:p + 1])
             else:
                 torch.index_select(self.x[rows], 0, self.gidx[m], out=self.send[m])
             ev = torch.cuda.Event()
@@ -141,16 +164,21 @@ class EpStep:
                 if self.transport == "symm-ce":
                     ce_copies([(self.peer_recv[m][p][r * C:(r + 1) * C], self.send[m][p * C:(p + 1) * C])
                                for p in range(W)], self.copy_streams, self.comm)
+                    if self.counted:
+                        for p in range(W):
+                            self.peer_cnt[m][p][r:r + 1].copy_(self.scount[m][p:p + 1])
                 if self.transport != "nccl":
                     self.recv_h[m].barrier(channel=0)
                 else:
+                    if self.counted:
+                        dist.all_to_all_single(self.rcount[m], self.scount[m], group=self.group)
                     dist.all_to_all_single(self.recv[m], self.send[m], group=self.group)
                 ev = torch.cuda.Event()
                 ev.record(self.comm)
                 done_dispatch.append(ev)
         for m in range(self.M):
             cs.wait_event(done_dispatch[m])
-            y = self.expert(self.recv[m])
+            y = self.expert(self.recv[m], self.rcount[m], out=self.ybuf[m]) if self.counted else self.expert(self.recv[m])
             ys.append(y)
             if self.transport == "symm":
                 for p in range(W):

@@ -8,6 +8,7 @@ T_m = tokens per GPU / M home tokens, with C rows per peer (`run_ep.fused_capaci
     pack      compute   gather the W x C send rows (nccl, symm-ce)    2 W C b / HBM
     dispatch  comm      exchange the whole [W x C] buffer             exchange((W - 1) C b)
     expert    compute   the expert on all W x C rows                  expert_curve(W C)
+                        (counted expert: on the rows received          expert_curve(rows received))
     combine   comm      the same exchange back, from the expert out   exchange((W - 1) C b)
     merge     compute   out = x + sum_j g_j y[slot_j]                 (k + 2) T_m b / HBM
 
@@ -65,7 +66,7 @@ class FusedCharge:
     world: int
     micro_batches: int
     capacity: int
-    expert_rows: int
+    expert_rows: float
     exchange_bytes: float
     transport: str
     exchange_curve: str
@@ -116,17 +117,21 @@ def overlap_rate(profile: HardwareProfile, nbytes: float, transport: str) -> tup
 
 
 def fused_charge(profile: HardwareProfile, model: ModelSpec, *, world: int, tokens_per_gpu: float,
-                 micro_batches: int, capacity: int, transport: str, dtype_bytes: int) -> FusedCharge:
+                 micro_batches: int, capacity: int, transport: str, dtype_bytes: int,
+                 expert_rows: float | None = None) -> FusedCharge:
+    """expert_rows: the rows the expert runs on per micro-batch (the counted expert: the rows received);
+    None: all W x C rows of the buffer."""
     W, M, C, k = world, micro_batches, capacity, model.top_k
+    rows = float(W * C) if expert_rows is None else float(expert_rows)
     row_b = model.hidden * dtype_bytes
     Tm = tokens_per_gpu / M
     nbytes = float((W - 1) * C * row_b)
     x, curve = exchange_us(profile, nbytes, transport)
     rho, source = overlap_rate(profile, nbytes, transport) if transport != "symm" else (1.0, "symm never overlaps")
     pack = 0.0 if transport == "symm" else _hbm_us(profile, 2 * W * C * row_b)
-    return FusedCharge(world=W, micro_batches=M, capacity=C, expert_rows=W * C, exchange_bytes=nbytes,
+    return FusedCharge(world=W, micro_batches=M, capacity=C, expert_rows=rows, exchange_bytes=nbytes,
                        transport=transport, exchange_curve=curve, pack_us=pack,
-                       dispatch_us=x, expert_us=float(expert_us(profile, model, np.array(float(W * C)))),
+                       dispatch_us=x, expert_us=float(expert_us(profile, model, np.array(rows))),
                        combine_us=x, merge_us=_hbm_us(profile, (k + 2) * Tm * row_b), rho=rho, rho_source=source)
 
 

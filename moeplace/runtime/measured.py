@@ -76,11 +76,18 @@ class Measured(_Frozen):
     capacity_rows_per_peer: int | None = Field(
         default=None, ge=1, description="epstep: C, rows per peer per micro-batch of the [world x C] buffers it "
                                         "computes and sends whole (None: generic engine, or written before this field)")
+    expert_rows_per_microbatch: float | None = Field(
+        default=None, gt=0, description="epstep with the counted expert (`runtime.counted`): rows the busiest "
+                                        "rank's expert runs on per micro-batch (the rows received, no padding); "
+                                        "None: the expert ran on all W x C rows, or the generic engine")
     overflow_rows_per_step: float
     layers: list[LayerTime]
     step_us: Spread = Field(description="one whole step through every MoE layer, no barrier inside")
     tokens_per_s: float
     bytes_per_step: dict[str, float] = Field(description="payload moved per step: nvlink (same node), network")
+    dedup: Literal["node", "gpu"] | None = Field(
+        default=None, description="node: one network crossing per (token, remote node), then NVLink (the generic "
+                                  "engine under a plan with dedup); gpu: GPU-to-GPU transfers; None: written before")
     node_pairs: list[tuple[int, int, float]] = Field(description="(source node, destination node, bytes per step)")
     check: Check | None = None
     software: dict[str, str] = Field(default_factory=dict)

@@ -25,7 +25,7 @@ from moeplace.runtime.profilefit import default_transport
 from moeplace.runtime.run_ep import FusedRun, fused_eligible
 from moeplace.runtime.runner import ExpertRunner
 from moeplace.runtime.schedule import rank_schedule
-from moeplace.runtime.workload import assign_ranks, draw_routing, rank_table
+from moeplace.runtime.workload import assign_ranks, draw_routing, rank_nodes, rank_table
 
 torch = import_torch()
 
@@ -134,11 +134,12 @@ def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) ->
     ranks_LER, replicas_LE = rank_table(manifest)
     ids = np.arange(T, dtype=np.int64)
     parts = np.array_split(ids, M)
+    node_R, local_R = rank_nodes(manifest)
     scheds = []
     for r in routing:
         rank_TLK = assign_ranks(r.paths_TLK, ranks_LER, replicas_LE, ids)
-        scheds.append([rank_schedule(manifest.flow, rank, world, p, r.paths_TLK[p], rank_TLK[p], r.gates_TLK[p], slots)
-                       for p in parts])
+        scheds.append([rank_schedule(manifest.flow, rank, world, p, r.paths_TLK[p], rank_TLK[p], r.gates_TLK[p], slots,
+                                     node_R, local_R) for p in parts])
     x0 = seeded_input(T, model.hidden, manifest.routing.seed).to(device=device, dtype=dtype)
     ingress = [x0[p[0]:p[-1] + 1] for p in parts]
     reason = fused_eligible(manifest, T, M) if device.type == "cuda" else "the fused step needs CUDA"
@@ -177,6 +178,7 @@ def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) ->
     overflow = 0.0
     if fused is None:
         engine.overflow_rows = 0
+    comm.sent_bytes = {}  # the transports count what the timed steps send
     layer_us, step_us = [], []
     for i in range(cfg.steps):
         state["where"] = f"timed step {i} (layer by layer)"
@@ -200,6 +202,7 @@ def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) ->
         step_us.append(clock.durations_us([(0, 1)])[0])
     if fused is None:
         overflow = engine.overflow_rows / max(1, cfg.steps * 2)
+    sent_bytes = dict(comm.sent_bytes)  # the 2 x steps timed steps (not the check's)
     outputs = None
     if cfg.check:
         state["where"] = "the reference check"
@@ -212,24 +215,22 @@ def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) ->
             outputs = [(s.out_tokens, t.float().cpu().numpy()) for s, t in zip(scheds[0], tables)]
 
     state["where"] = "collecting results"
-    rows_to_node: dict[int, float] = {}
     node_of = {r.rank: r.node for r in manifest.ranks}
-    for v in scheds:
-        for s in v:
-            for lay in s.layers:
-                for tr in (lay.fill, lay.combine):
-                    for peer, rows in zip(tr.send_peers, tr.send_rows):
-                        rows_to_node[node_of[peer]] = rows_to_node.get(node_of[peer], 0.0) + rows.size / len(scheds)
-    if fused is not None:
-        rows_to_node = {}
+    bytes_to_node: dict[int, float] = {}
+    if fused is None:  # counted by Comm.start over the 2 x steps timed steps
+        for peer, nbytes in sent_bytes.items():
+            bytes_to_node[node_of[peer]] = bytes_to_node.get(node_of[peer], 0.0) + nbytes / max(1, 2 * cfg.steps)
+    else:  # the fused step sends whole [W x C] buffers: 2 M C rows per peer per layer
+        row_bytes = model.hidden * torch.tensor([], dtype=dtype).element_size()
         for step in fused.layers:
             for p in range(world):
                 if p != rank:
-                    rows_to_node[node_of[p]] = rows_to_node.get(node_of[p], 0.0) + 2.0 * step.M * step.C
-    result = {"layer_us": layer_us, "step_us": step_us, "rows_to_node": rows_to_node, "host": ident.host,
+                    bytes_to_node[node_of[p]] = bytes_to_node.get(node_of[p], 0.0) + 2.0 * step.M * step.C * row_bytes
+    result = {"layer_us": layer_us, "step_us": step_us, "bytes_to_node": bytes_to_node, "host": ident.host,
               "local_gpu": ident.entry.local_gpu, "node": ident.entry.node, "overflow": overflow,
               "engine": state["engine"], "transport": state["transport"],
-              "capacity_rows_per_peer": fused.layers[0].C if fused is not None else None}
+              "capacity_rows_per_peer": fused.layers[0].C if fused is not None else None,
+              "expert_rows": (round(fused.received_rows, 2) if fused is not None and all(fused.counted) else None)}
     comm.watchdog.arm(manifest.timeouts.collective_s + 30.0, state["where"])
     comm.store.set(f"result/{rank}", json.dumps(result))
     if outputs is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from moeplace.launch.manifest import Manifest
+from moeplace.runtime.counted import LAYOUTS, tune_counted
 from moeplace.runtime.deps import import_torch
 from moeplace.runtime.engine import StepClock
 from moeplace.runtime.epstep import EpStep
@@ -52,9 +53,53 @@ def fused_capacity(routing, lut_LE: np.ndarray, Tg: int, W: int, micro_batches: 
     return min(Tm, 16 * -(-int(worst * 1.1 + 1) // 16))
 
 
+def received_rows(routing, lut_LE: np.ndarray, Tg: int, W: int, micro_batches: int, C: int) -> float:
+    """Rows the busiest rank's expert runs on per micro-batch with the counted expert: per rank the rows its
+    peers send it (each at most C), averaged over routing draws, layers and micro-batches; the maximum."""
+    Tm = Tg // micro_batches
+    total = np.zeros(W)
+    n = 0
+    for r in routing:
+        T = r.paths_TLK.shape[0]
+        home = np.arange(T) % W
+        mb = (np.arange(T) // W) // Tm
+        for l in range(r.paths_TLK.shape[1]):
+            dest = lut_LE[l][r.paths_TLK[:, l, :]]
+            for m in range(micro_batches):
+                for d in range(W):
+                    hit = (dest == d).any(axis=1) & (mb == m)
+                    total[d] += np.minimum(np.bincount(home[hit], minlength=W), C).sum()
+                n += 1
+    return float(total.max() / max(n, 1))
+
+
+def _counted_pays(fn, padded_us: float, rows: float, W: int, C: int, device) -> bool:
+    """Whether the counted expert at the rows this run's routing sends (`received_rows`) beats the padded
+    expert on all W x C rows, measured; every rank must agree (the count exchange is a collective), so the
+    answer is the all-ranks minimum."""
+    from moeplace.runtime.counted import _split
+    from moeplace.runtime.expertops import graph_time_us
+
+    ok = False
+    if fn is not None:
+        counts = _split(int(round(rows)), W, C, torch.Generator().manual_seed(2)).to(device)
+        x = torch.randn(W * C, fn.H, device=device, dtype=fn.w_in.dtype)
+        out = torch.empty_like(x)
+        ok = graph_time_us(lambda t: fn(t, counts, out=out), x, reps=15) < padded_us
+    return _agree(ok, device)
+
+
+def _agree(ok: bool, device) -> bool:
+    """True only if every rank says so (all-reduce MIN; a lone process decides alone)."""
+    flag = torch.tensor([1.0 if ok else 0.0], device=device)
+    if torch.distributed.is_initialized():
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item() >= 1.0)
+
+
 class FusedRun:
     def __init__(self, manifest: Manifest, rank: int, experts: list, routing, x0, *, micro_batches: int,
-                 transport: str, device, dtype, graphs: bool) -> None:
+                 transport: str, device, dtype, graphs: bool, counted: bool = True) -> None:
         W = manifest.world_size
         L, k = manifest.model.num_moe_layers, manifest.model.top_k
         T = x0.shape[0]
@@ -67,15 +112,29 @@ class FusedRun:
                 lut[e.moe_layer, e.expert] = entry.rank
         by_layer = {e.moe_layer: e for e in experts}
         C = fused_capacity(routing, lut, self.Tg, W, micro_batches)
+        self.received_rows = received_rows(routing, lut, self.Tg, W, micro_batches, C)
         x = x0[torch.as_tensor(self.home, device=x0.device)].contiguous()
         self.x0 = x.clone()
-        self.layers, self.choices = [], []
+        self.layers, self.choices, self.counted = [], [], []
+        layouts, use_counted = LAYOUTS, counted and device.type == "cuda"
         for l in range(L):
             choice = tune_expert(by_layer[l], W * C) if device.type == "cuda" else None
+            fn = None
+            if use_counted:  # the layout timed on the first layer serves all (same dims)
+                fn = (tune_counted(by_layer[l], W, C, layouts=layouts) if l == 0 else
+                      tune_counted(by_layer[l], W, C, layouts=layouts, probes=()))[0]
+                if l == 0:
+                    use_counted = _counted_pays(fn, choice.us, self.received_rows, W, C, device)
+                    fn = fn if use_counted else None
+                    if fn is not None:
+                        layouts = {n: v for n, v in LAYOUTS.items() if v == (fn.small, fn.large)}
+                elif not _agree(fn is not None, device):
+                    fn = None
             self.choices.append(choice)
-            step = EpStep(rank=rank, world=W, expert=choice.fn if choice else by_layer[l], hidden=x.shape[1], k=k,
-                          tokens=self.Tg, capacity=C, micro_batches=micro_batches, transport=transport,
-                          device=device, dtype=dtype, lut=torch.as_tensor(lut[l]), x=x)
+            self.counted.append(fn is not None)
+            step = EpStep(rank=rank, world=W, expert=fn or (choice.fn if choice else by_layer[l]), hidden=x.shape[1],
+                          k=k, tokens=self.Tg, capacity=C, micro_batches=micro_batches, transport=transport,
+                          device=device, dtype=dtype, lut=torch.as_tensor(lut[l]), x=x, counted=fn is not None)
             self.layers.append(step)
             x = step.out
         self.first_x = self.layers[0].x

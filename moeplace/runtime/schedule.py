@@ -4,13 +4,21 @@ Every rank holds its token vectors in tables whose rows are tokens in ascending 
 
     fill      transfer that builds the layer's input table (chain: from the previous primaries' output
               table, or locally from the ingress at the first layer; ep: dispatch from the home table)
+    relay     the fill's second hop: a gateway forwards rows it received over the network to the other
+              ranks of its node that need them (NVLink)
     tasks     expert work: acc[rows] += gate * expert(input[rows]) for each local expert
     keep      chain only: the primary's output table starts as its input rows (the residual)
+    reduce    the combine's first hop: ranks of a remote node add their acc rows into one rank's (NVLink)
     combine   transfer that adds acc rows into the output table (chain: secondaries -> primary;
               ep: experts -> home, which holds the residual)
 
 A token reaches a rank once per transfer even when the rank runs several of its experts (dedup per rank);
-a rank sends one pre-summed combine row per token. Transfers list, per peer, the rows in ascending token
+a rank sends one pre-summed combine row per token. With ranks grouped into nodes (`node_of_rank`) a token
+crosses the network once per remote node (node-level dedup, as the objective prices it): the fill sends it
+to one gateway rank of each remote node that needs it, which relays it over NVLink to the others there;
+in the combine the node's ranks first sum their rows at one of them, which sends the sum across. The
+gateway of (token, node) is the target rank there whose local index follows the sender's most closely
+(cyclically), spreading network receives over the node's GPUs the way rail-aligned dispatchers do. Transfers list, per peer, the rows in ascending token
 order on both sides, so sender and receiver agree on every slot without exchanging metadata.
 """
 
@@ -54,6 +62,13 @@ class LayerSchedule:
     keep_src: np.ndarray
     keep_dst: np.ndarray
     combine: Transfer
+    relay: Transfer
+    reduce: Transfer
+
+    @property
+    def transfers(self) -> tuple[Transfer, ...]:
+        """In execution order: fill, relay, reduce, combine."""
+        return (self.fill, self.relay, self.reduce, self.combine)
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,15 +124,42 @@ def _tasks(rank: int, ml: int, paths_TK: np.ndarray, rank_TK: np.ndarray, gates_
     return tuple(tasks)
 
 
+def _two_hops(tok: np.ndarray, src: np.ndarray, dst: np.ndarray, node_R: np.ndarray, local_R: np.ndarray
+              ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Messages (tok[i]: src[i] -> dst[i], distinct) split into a network-deduplicated pair of hops.
+
+    Returns (direct, relay), each (tok, src, dst): `direct` holds the same-node messages and one message per
+    (token, source, remote node) to that node's gateway; `relay` the gateway's NVLink forwards to the other
+    destinations there. For the combine call it with source and destination swapped and reverse both hops."""
+    remote = node_R[src] != node_R[dst]
+    G = int(local_R.max(initial=0)) + 1
+    # gateway: per (tok, src, node of dst), the dst whose local index follows src's most closely
+    dist = (local_R[dst] - local_R[src]) % G
+    order = np.lexsort((dst, dist, node_R[dst], src, tok))
+    t, s, d, rem = tok[order], src[order], dst[order], remote[order]
+    n = node_R[d]
+    first = np.ones(t.size, dtype=bool)
+    first[1:] = (t[1:] != t[:-1]) | (s[1:] != s[:-1]) | (n[1:] != n[:-1])
+    gate_idx = np.maximum.accumulate(np.where(first, np.arange(t.size), 0))
+    direct = ~rem | first
+    relay = rem & ~first
+    return (t[direct], s[direct], d[direct]), (t[relay], d[gate_idx[relay]], d[relay])
+
+
 def rank_schedule(flow: str, rank: int, world: int, token_ids_T: np.ndarray, paths_TLK: np.ndarray,
-                  rank_TLK: np.ndarray, gates_TLK: np.ndarray, slots: dict[tuple[int, int], int]) -> RankSchedule:
+                  rank_TLK: np.ndarray, gates_TLK: np.ndarray, slots: dict[tuple[int, int], int],
+                  node_of_rank: np.ndarray | None = None, local_of_rank: np.ndarray | None = None) -> RankSchedule:
     """The schedule of `rank` for one micro-batch of tokens `token_ids_T` (global ids within the step).
 
     slots: this rank's experts, (moe_layer, expert) -> index into its expert list.
+    node_of_rank, local_of_rank: int [world], each rank's node and GPU index there (the manifest's); None:
+    every rank its own node (no node-level dedup: transfers go GPU to GPU).
     """
     if flow not in ("chain", "ep"):
         raise ValueError(f"the runtime executes the chain and ep flows, not {flow!r}")
     T, L, _ = paths_TLK.shape
+    node_R = np.arange(world) if node_of_rank is None else np.asarray(node_of_rank, dtype=np.int64)
+    local_R = np.zeros(world, dtype=np.int64) if local_of_rank is None else np.asarray(local_of_rank, dtype=np.int64)
     pos = np.arange(T, dtype=np.int64)
     home = token_ids_T % world
     home_table = pos[home == rank] if flow == "ep" else EMPTY
@@ -128,7 +170,9 @@ def rank_schedule(flow: str, rank: int, world: int, token_ids_T: np.ndarray, pat
         t, q = _distinct(r_TK)
         in_table = np.unique(t[q == rank])
         src = q if prev_owner is None else prev_owner[t]  # chain ingress: every rank has the input
-        fill = _transfer(t, src, q, rank, prev_table, in_table)
+        (ft, fs, fd), (rt, rs, rd) = _two_hops(t, src, q, node_R, local_R)
+        fill = _transfer(ft, fs, fd, rank, prev_table, in_table)
+        relay = _transfer(rt, rs, rd, rank, in_table, in_table)
         tasks = _tasks(rank, ml, paths_TLK[:, ml, :], r_TK, gates_TLK[:, ml, :], in_table, slots)
         owner = r_TK[:, 0] if flow == "chain" else home
         out_table = pos[owner == rank]
@@ -136,8 +180,10 @@ def rank_schedule(flow: str, rank: int, world: int, token_ids_T: np.ndarray, pat
             keep_src, keep_dst = np.searchsorted(in_table, out_table), np.arange(out_table.size, dtype=np.int64)
         else:
             keep_src = keep_dst = EMPTY
-        combine = _transfer(t, q, owner[t], rank, in_table, out_table)
+        (ct, co, cq), (dt, dg, dq) = _two_hops(t, owner[t], q, node_R, local_R)
+        reduce = _transfer(dt, dq, dg, rank, in_table, in_table)  # reversed: contributors -> aggregator
+        combine = _transfer(ct, cq, co, rank, in_table, out_table)
         layers.append(LayerSchedule(ml, int(in_table.size), fill, tasks, int(out_table.size), keep_src, keep_dst,
-                                    combine))
+                                    combine, relay, reduce))
         prev_table, prev_owner = out_table, owner
     return RankSchedule(flow, rank, token_ids_T, home_table, tuple(layers), token_ids_T[prev_table])

@@ -125,7 +125,7 @@ def fused_prediction(pp: PlanProblem, profile: HardwareProfile, measured: Measur
     b = DTYPE_BYTES.get(measured.dtype, model.dtype_bytes)
     c = fused_charge(profile, model, world=measured.world_size, tokens_per_gpu=measured.tokens_per_gpu,
                      micro_batches=measured.micro_batches, capacity=capacity, transport=measured.transport,
-                     dtype_bytes=b)
+                     dtype_bytes=b, expert_rows=measured.expert_rows_per_microbatch)
     one = layer_us(c)
     return c, one, model.num_moe_layers * one + step_start_us(profile, model, measured.tokens_per_gpu, b)
 

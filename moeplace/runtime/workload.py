@@ -62,6 +62,20 @@ def rank_table(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
     return ranks, counts
 
 
+def rank_nodes(manifest: Manifest) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(node [world], local GPU [world]) of every rank, ranks grouped into nodes by their host; (None, None)
+    when the plan was made without node-level dedup (the runtime then sends GPU to GPU, as that objective
+    prices it)."""
+    if not manifest.dedup:
+        return None, None
+    node_of_host = {h: i for i, h in enumerate(manifest.hosts)}
+    node = np.zeros(manifest.world_size, dtype=np.int64)
+    local = np.zeros(manifest.world_size, dtype=np.int64)
+    for r in manifest.ranks:
+        node[r.rank], local[r.rank] = node_of_host.get(r.host, r.node), r.local_gpu
+    return node, local
+
+
 def assign_ranks(paths_TLK: np.ndarray, ranks_LER: np.ndarray, replicas_LE: np.ndarray, token_ids_T: np.ndarray
                  ) -> np.ndarray:
     """Replica r = token id mod the expert's replica count: deterministic and balanced across replicas."""

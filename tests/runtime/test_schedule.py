@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 
 from moeplace.runtime.schedule import rank_schedule
-from moeplace.runtime.workload import assign_ranks, gate_weights, rank_table
+from moeplace.runtime.workload import assign_ranks, gate_weights, rank_nodes, rank_table
 from tests.runtime.helpers import manifest, tiny_model
 
 
-def _schedules(m, paths, gates, token_ids):
+def _schedules(m, paths, gates, token_ids, dedup=False):
     ranks_LER, reps = rank_table(m)
     rank_TLK = assign_ranks(paths, ranks_LER, reps, token_ids)
+    nodes = rank_nodes(m) if dedup else (None, None)
     out = []
     for e in m.ranks:
         slots = {(x.moe_layer, x.expert): i for i, x in enumerate(e.experts)}
-        out.append(rank_schedule(m.flow, e.rank, m.world_size, token_ids, paths, rank_TLK, gates, slots))
+        out.append(rank_schedule(m.flow, e.rank, m.world_size, token_ids, paths, rank_TLK, gates, slots, *nodes))
     return out
 
 
@@ -35,6 +36,12 @@ def _simulate(m, scheds, x0, weights, first_id=0):
             for peer, rows in zip(tr.send_peers, tr.send_rows):
                 rt = scheds[peer].layers[li].fill
                 xs[peer][rt.recv_rows[rt.recv_peers.index(r)]] = tables[r][rows]
+        sent = [x.copy() for x in xs]  # the relay forwards what the gateway received in the fill
+        for r, s in enumerate(scheds):
+            tr = s.layers[li].relay
+            for peer, rows in zip(tr.send_peers, tr.send_rows):
+                rt = scheds[peer].layers[li].relay
+                xs[peer][rt.recv_rows[rt.recv_peers.index(r)]] = sent[r][rows]
         accs = []
         for r, s in enumerate(scheds):
             lay = s.layers[li]
@@ -44,6 +51,13 @@ def _simulate(m, scheds, x0, weights, first_id=0):
                 w1, w2 = weights[(ref.moe_layer, ref.expert)]
                 np.add.at(acc, task.rows, task.gate[:, None] * (np.tanh(xs[r][task.rows] @ w1) @ w2))
             accs.append(acc)
+        summed = [a.copy() for a in accs]  # the reduce adds a node's rows at its aggregator before the combine
+        for r, s in enumerate(scheds):
+            tr = s.layers[li].reduce
+            for peer, rows in zip(tr.send_peers, tr.send_rows):
+                rt = scheds[peer].layers[li].reduce
+                np.add.at(summed[peer], rt.recv_rows[rt.recv_peers.index(r)], accs[r][rows])
+        accs = summed
         outs = []
         for r, s in enumerate(scheds):
             lay = s.layers[li]
@@ -82,9 +96,13 @@ CASES = {
 }
 
 
+CASES["two nodes of three, node dedup"] = dict(nodes=2, gpus_per_node=3, placement=lambda ml, e: (e * 5 + ml) % 6)
+
+
+@pytest.mark.parametrize("dedup", [False, True])
 @pytest.mark.parametrize("flow", ["chain", "ep"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_schedules_compute_the_reference(flow, case):
+def test_schedules_compute_the_reference(flow, case, dedup):
     m = manifest(flow, **CASES[case])
     rng = np.random.default_rng(5)
     T, L, k, E, H = 40, 2, 2, 4, 6
@@ -93,7 +111,7 @@ def test_schedules_compute_the_reference(flow, case):
     weights = {(l, e): (rng.standard_normal((H, 5)), rng.standard_normal((5, H))) for l in range(L) for e in range(E)}
     x0 = rng.standard_normal((T, H))
     ids = np.arange(100, 100 + T)
-    got = _simulate(m, _schedules(m, paths, gates, ids), x0, weights, first_id=100)
+    got = _simulate(m, _schedules(m, paths, gates, ids, dedup), x0, weights, first_id=100)
     np.testing.assert_allclose(got, _reference(x0, paths, gates, weights), rtol=1e-12, atol=1e-12)
 
 
@@ -116,7 +134,7 @@ def test_transfers_pair_up_and_count_by_hand():
     assert s[3].out_tokens.tolist() == [0] and s[1].out_tokens.tolist() == [1]
     for li in range(2):
         for r, x in enumerate(s):
-            for tr_name in ("fill", "combine"):
+            for tr_name in ("fill", "relay", "reduce", "combine"):
                 tr = getattr(x.layers[li], tr_name)
                 for peer, rows in zip(tr.send_peers, tr.send_rows):
                     other = getattr(s[peer].layers[li], tr_name)
@@ -135,3 +153,44 @@ def test_ep_home_is_token_id_mod_world():
 
 def test_tiny_model_helper():
     assert tiny_model().num_moe_layers == 2
+
+
+def _network_rows(m, scheds):
+    node = [e.node for e in m.ranks]
+    return sum(rows.size for r, x in enumerate(scheds) for lay in x.layers for tr in lay.transfers
+               for peer, rows in zip(tr.send_peers, tr.send_rows) if node[peer] != node[r])
+
+
+def test_node_dedup_crosses_once_per_remote_node_by_hand():
+    # 2 nodes x 2 ranks; layer 0: expert e on rank e, layer 1: expert e on rank (e + 1) % 4.
+    m = manifest("chain", nodes=2, gpus_per_node=2, model=tiny_model(),
+                 placement=lambda ml, e: e if ml == 0 else (e + 1) % 4)
+    paths = np.array([[[0, 1], [1, 2]]], dtype=np.int32)  # token 0: layer 0 on ranks 0, 1; layer 1 on ranks 2, 3
+    gates = gate_weights(paths.shape, 0)
+    plain = _schedules(m, paths, gates, np.arange(1))
+    dd = _schedules(m, paths, gates, np.arange(1), dedup=True)
+    assert plain[0].layers[1].fill.send_peers == (2, 3)   # GPU to GPU: two network crossings
+    assert dd[0].layers[1].fill.send_peers == (2,)        # once, to the gateway with the same local index
+    assert dd[2].layers[1].relay.send_peers == (3,) and dd[3].layers[1].relay.recv_peers == (2,)
+    # layer 1's combine: secondary rank 3 -> primary rank 2, same node: direct
+    assert dd[3].layers[1].combine.send_peers == (2,) and dd[3].layers[1].reduce.send_peers == ()
+    assert _network_rows(m, plain) == 2 and _network_rows(m, dd) == 1
+
+
+def test_node_dedup_reduces_the_ep_combine_before_it_crosses():
+    m = manifest("ep", nodes=2, gpus_per_node=2, placement=lambda ml, e: e)
+    paths = np.array([[[2, 3], [2, 3]]], dtype=np.int32)  # token 0 (home rank 0): both experts on node 1
+    gates = gate_weights(paths.shape, 0)
+    dd = _schedules(m, paths, gates, np.arange(1), dedup=True)
+    for li in range(2):
+        assert dd[0].layers[li].fill.send_peers == (2,) and dd[2].layers[li].relay.send_peers == (3,)
+        assert dd[3].layers[li].reduce.send_peers == (2,) and dd[3].layers[li].combine.send_peers == ()
+        assert dd[2].layers[li].combine.send_peers == (0,)
+    assert _network_rows(m, dd) == 2 * 2 and _network_rows(m, _schedules(m, paths, gates, np.arange(1))) == 2 * 4
+
+
+def test_gateways_follow_the_senders_local_index():
+    m = manifest("ep", nodes=2, gpus_per_node=2, placement=lambda ml, e: e)
+    paths = np.array([[[2, 3], [2, 3]]] * 2, dtype=np.int32)  # homes 0 and 1, experts on ranks 2 and 3
+    dd = _schedules(m, paths, gate_weights(paths.shape, 0), np.arange(2), dedup=True)
+    assert dd[0].layers[0].fill.send_peers == (2,) and dd[1].layers[0].fill.send_peers == (3,)
