@@ -59,6 +59,7 @@ from moeplace.traces.synth import synthesize  # noqa: E402
 from moeplace.placement.validate import violations  # noqa: E402
 from moeplace.solvers import SolveConfig, available_solvers, solve  # noqa: E402
 from moeplace.solvers.bounds import combinatorial_bound  # noqa: E402
+from moeplace.solvers.node_lp import NodeBudget, node_tier_bound  # noqa: E402
 from solver_quality_report import render  # noqa: E402
 
 FLAME = REPO.parent / "shared" / "data" / "routing" / "flame-moe-290m" / "encoder_2048tok.npz"
@@ -148,10 +149,11 @@ def instances(args) -> list[Instance]:
 
 def _child(fn, conn) -> None:
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         if "skipped" not in out:
             out["wall_s"] = time.perf_counter() - t0
+            out["cpu_s"] = time.process_time() - c0  # this process only (threads included, children not)
         out["peak_rss_mb"] = _peak_rss_mb()
     except Exception as exc:  # reported as the row's error; the benchmark goes on
         out = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
@@ -236,6 +238,9 @@ def run_instance(inst: Instance, args, solver_names: list[str], peer_names: list
     plan, held = inst.build()
     build_s = time.perf_counter() - t0
     comb = combinatorial_bound(plan)
+    c0 = time.process_time()
+    node_value, node_method, _ = node_tier_bound(plan, NodeBudget(rounds=args.bound_rounds, per_round=5_000))
+    node_cpu_s = time.process_time() - c0
     rows: list[dict] = []
     tl = args.large_time_limit if inst.large else args.small_time_limit if inst.family == "small" else args.time_limit
     peer_timeout = args.large_peer_timeout if inst.large else args.peer_timeout
@@ -248,7 +253,8 @@ def run_instance(inst: Instance, args, solver_names: list[str], peer_names: list
     for name in solver_names:
         rows.append(score({"method": name, "kind": "solver", **run_solver(name, plan, args, tl)}, plan, held))
         _progress(inst.name, rows[-1])
-    bounds = [(comb, "combinatorial")] + [(r["bound"], r["method"]) for r in rows if r.get("bound") is not None]
+    bounds = [(comb, "combinatorial"), (node_value, node_method)] + [
+        (r["bound"], f"{r['method']} (its own)") for r in rows if r.get("bound") is not None]
     best_bound, bound_src = max(bounds, key=lambda t: t[0])
     for r in rows:
         if "plan_objective" in r:
@@ -273,7 +279,8 @@ def run_instance(inst: Instance, args, solver_names: list[str], peer_names: list
     return {"instance": inst.name, "family": inst.family, "items": plan.num_items, "nodes": plan.num_nodes,
             "gpus": plan.num_gpus, "fabric": plan.fabric.description, "hyperedges_plan": plan.traffic.num_edges,
             "hyperedges_held_out": held.traffic.num_edges, "build_s": build_s, "combinatorial_bound": comb,
-            "best_bound": best_bound, "best_bound_from": bound_src, "time_limit_s": tl, "rows": rows}
+            "best_bound": best_bound, "best_bound_from": bound_src, "node_bound": node_value, "node_bound_method": node_method,
+            "node_bound_cpu_s": node_cpu_s, "time_limit_s": tl, "rows": rows}
 
 
 def _progress(instance: str, row: dict) -> None:
@@ -293,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--topology", action="append", default=None,
                     help="fat-tree and/or dragonfly+ (repeatable; quick: fat-tree, full: both)")
     ap.add_argument("--only", default=None, help="regex on instance names")
+    ap.add_argument("--bound-rounds", type=int, default=4,
+                    help="rounds of the node-tier matching LP for the instance's bound (deterministic work)")
     ap.add_argument("--peers", default=None, help="comma-separated peers (default: all registered)")
     ap.add_argument("--solvers", default=None, help="comma-separated solvers (default: all registered; '' for none)")
     ap.add_argument("--time-limit", type=float, default=None, help="solver time limit, s (quick 20, full 60)")

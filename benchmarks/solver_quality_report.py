@@ -42,6 +42,7 @@ def render(report: dict) -> str:
                          f"{_fmt(r.get('plan_objective'))} | {_fmt(r.get('bound'))} | "
                          f"{_fmt(r.get('gap'), '.1%')} | {_fmt(r.get('wall_s'), '.1f')} | {note} |")
         lines.append("")
+    lines += render_gaps(report)
     lines += render_summary(report)
     return "\n".join(lines) + "\n"
 
@@ -96,4 +97,25 @@ def render_summary(report: dict) -> list[str]:
             lines.append(f"| {fam} | {s} | {n} | {_fmt(med['best'], '+.1%')} | {worse} | {_fmt(med['mtk'], '+.1%')} | "
                          f"{_fmt(med['kahip'], '+.1%')} | {_fmt(med['lm'], '+.1%')} | {_fmt(med['mtk_o'], '+.1%')} | "
                          f"{_fmt(med['kahip_o'], '+.1%')} | {_fmt(med['gap'], '.1%')} |")
+    return lines + [""]
+
+
+def render_gaps(report: dict) -> list[str]:
+    """One row per instance: plan objective of each peer and of lns, the best bound and lns's gap to it."""
+    cols = [("layer-major", ("layer-major",)), ("KaHIP", ("kahip", "kahip-dedup")),
+            ("Mt-KaHyPar", ("mtkahypar", "mtkahypar-steiner"))]
+    lines = ["## Gaps to the best bound (plan objective on the planning statistics)", "",
+             "| instance | layer-major | KaHIP | Mt-KaHyPar | lns | best bound (method) | lns gap | lns CPU s "
+             "| bound CPU s |", "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    for inst in report["instances"]:
+        rows = {r["method"]: r for r in inst["rows"] if "plan_objective" in r}
+
+        def best(names):
+            vals = [rows[m]["plan_objective"] for m in names if m in rows]
+            return min(vals) if vals else None
+        lns = rows.get("lns", {})
+        lines.append(f"| {inst['instance']} | " + " | ".join(_fmt(best(n)) for _, n in cols) +
+                     f" | {_fmt(lns.get('plan_objective'))} | {inst['best_bound']:,.0f} ({inst['best_bound_from']}) | "
+                     f"{_fmt(lns.get('gap'), '.1%')} | {_fmt(lns.get('cpu_s'), '.1f')} | "
+                     f"{_fmt(inst.get('node_bound_cpu_s'), '.1f')} |")
     return lines + [""]

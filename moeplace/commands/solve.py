@@ -49,8 +49,8 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
                    "solver's own, 40 per expert for lns]")
 @seed_option
 @click.option("--strong-bound", "strong_bound_s", type=Finite(0, 1e6), default=0.0, show_default=True,
-              metavar="SECONDS", help="also prove the LP window bound, within this many seconds (0: off; "
-                                      "15-55 s at the seed's size, about half the gap)")
+              metavar="SECONDS", help="spend this many more seconds on the bound: more rounds of the node "
+                                      "LP, then the LP window bound (0: the default 2 node-LP rounds only)")
 @click.option("--balance-per-layer", is_flag=True, help="keep every GPU's count of each layer's experts balanced")
 @cluster_overrides
 @tier_cost_option

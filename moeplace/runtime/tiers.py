@@ -23,7 +23,7 @@ import numpy as np
 from moeplace.evaluation import PlanProblem
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import evaluate
-from moeplace.placement.stats import RoutingStats
+from moeplace.traces.stats import RoutingStats
 from moeplace.runtime.measured import Measured
 from moeplace.topologies.base import TIER_KEYS, TIER_LEAF, TIER_NVLINK
 

@@ -40,6 +40,13 @@ def _top_m_sums(anchor: np.ndarray, f: np.ndarray, value: np.ndarray, num_items:
 
 
 def combinatorial_bound(problem: Problem) -> float:
+    return float(sum(combinatorial_terms(problem).values()))
+
+
+def combinatorial_terms(problem: Problem) -> dict[str, float]:
+    """The combinatorial bound by term: "base", "gpu", "node" (item-sourced edges leaving the source's node,
+    times c_leaf - c_nvlink), "level<k>" for the leaf and pod domains, "home"; each bounds its own part of the
+    objective, so a stronger bound of one term can replace it."""
     tr = problem.traffic
     cost = problem.tier_costs.array
     c_nv = cost[TIER_NVLINK]
@@ -63,16 +70,16 @@ def combinatorial_bound(problem: Problem) -> float:
     one_per_gpu = epg == 1
     base = np.where(is_home, min_home + (c_nv * np.maximum(n_t - 1, 0) if one_per_gpu else 0.0),
                     c_nv * n_t if one_per_gpu else 0.0)
-    total = float((w * base).sum())
+    terms = {"base": float((w * base).sum())}
 
     # Levels: (capacity in items of the anchor's domain, cost rise outside it, applies to home edges?).
-    levels: list[tuple[int, float, bool]] = []
+    levels: list[tuple[int, float, str]] = []
     if not one_per_gpu:
-        levels.append((epg, c_nv, False))
-    levels.append((ncap, cost[TIER_LEAF] - c_nv, False))
+        levels.append((epg, c_nv, "gpu"))
+    levels.append((ncap, cost[TIER_LEAF] - c_nv, "node"))
     for tier, cap_nodes in problem.fabric.level_capacities()[1:]:
         lower = TIER_LEAF if tier == TIER_POD else TIER_POD
-        levels.append((cap_nodes * ncap, cost[tier] - cost[lower], False))
+        levels.append((cap_nodes * ncap, cost[tier] - cost[lower], f"level{tier}"))
     home_delta = (min_home - c_nv) if one_per_gpu else min_home
 
     rows = np.repeat(np.arange(tr.num_edges), others.shape[1])
@@ -90,10 +97,15 @@ def combinatorial_bound(problem: Problem) -> float:
         return [float(np.maximum(W_a - top, 0.0).sum()) for top in tops]
 
     item_edges = ~is_home
+    for _, _, name in levels:
+        terms[name] = 0.0
+    terms["home"] = 0.0
     if item_edges.any():
         ex = excess(item_edges, [cap for cap, _, _ in levels])
-        total += sum(delta * e for (_, delta, _), e in zip(levels, ex) if delta > 0)
+        for (_, delta, name), e in zip(levels, ex):
+            if delta > 0:
+                terms[name] += delta * e
     if is_home.any() and home_delta > 0:
         (ex_home,) = excess(is_home, [ncap])
-        total += home_delta * ex_home
-    return total
+        terms["home"] = home_delta * ex_home
+    return terms

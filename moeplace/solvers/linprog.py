@@ -68,8 +68,11 @@ def build(cost: np.ndarray, const: float, ub: np.ndarray, integer: np.ndarray, r
 
 
 def solve(model: model_pb2.ModelProto, solver: str, *, time_limit_s: float, threads: int = 1, seed: int = 0,
-          hint: np.ndarray | None = None, lp_barrier: bool = False, duals: bool = False) -> LinearResult:
+          hint: np.ndarray | None = None, lp_barrier: bool = False, duals: bool = False,
+          iteration_limit: int | None = None) -> LinearResult:
     params = parameters_pb2.SolveParametersProto()
+    if iteration_limit is not None:  # a deterministic work limit (simplex iterations), unlike the time limit
+        params.iteration_limit = int(iteration_limit)
     params.time_limit.FromTimedelta(datetime.timedelta(seconds=max(0.01, time_limit_s)))
     params.random_seed = int(seed)
     params.relative_gap_tolerance = 0.0

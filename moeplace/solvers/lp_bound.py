@@ -117,8 +117,24 @@ def window_bound(problem: Problem, time_limit_s: float = 60.0, workers: int = 1)
 
 def strong_bound(problem: Problem, time_limit_s: float = 60.0, workers: int = 1) -> Bound:
     """The strongest bound this module proves within the time, never below the combinatorial bound."""
+    from moeplace.solvers.node_lp import NodeBudget, node_tier_bound
+
+    start = time.monotonic()
+    budget = NodeBudget(rounds=2 + int(time_limit_s // 20), per_round=5_000, time_limit_s=time_limit_s)
+    node_value, node_method, node_details = node_tier_bound(problem, budget)
+    remaining = max(0.0, time_limit_s - (time.monotonic() - start))
+    best = _strong_lp(problem, remaining, workers)
+    if node_value > best.value:
+        return Bound(node_value, node_method, time.monotonic() - start, {**node_details, "lp": best.value,
+                                                                           "lp_method": best.method})
+    return Bound(best.value, best.method, time.monotonic() - start, best.details)
+
+
+def _strong_lp(problem: Problem, time_limit_s: float, workers: int) -> Bound:
     start = time.monotonic()
     comb = combinatorial_bound(problem)
+    if time_limit_s <= 0:
+        return Bound(comb, "combinatorial", 0.0, {})
     if problem.num_gpus * problem.experts_per_gpu <= MAX_EXACT_SLOTS:
         found: Bound | None = pair_lp_bound(problem, time_limit_s)
     else:

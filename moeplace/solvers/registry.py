@@ -13,6 +13,7 @@ from moeplace.placement.problem import Problem
 from moeplace.placement.validate import violations
 from moeplace.solvers.base import EXACT_TIME_LIMIT_S, SAFETY_NET_S, STATUS_OPTIMAL, SolveConfig, SolveResult
 from moeplace.solvers.bounds import combinatorial_bound
+from moeplace.solvers.node_lp import node_tier_bound
 
 _SOLVERS: dict[str, tuple[Callable[..., SolveResult], str]] = {}
 _REPLANNING: set[str] = set()
@@ -112,6 +113,10 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
         moved = int((result.item_gpu_I != config.origin_gpu_I).sum())
         assert moved <= config.max_moves, f"solver {solver!r} moved {moved} experts, limit {config.max_moves}"
     bound = max(result.bound, combinatorial_bound(problem))
+    default_value, default_method, _ = node_tier_bound(problem) if bound < obj else (bound, "", {})
+    if default_value > bound:
+        bound = default_value
+        result = dataclasses.replace(result, details={**result.details, "bound_method": default_method})
     if config.strong_bound_s > 0:
         from moeplace.solvers.lp_bound import strong_bound
 

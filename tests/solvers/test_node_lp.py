@@ -1,0 +1,122 @@
+"""The node-tier matching LP bound: never above a known optimum, never below the combinatorial bound."""
+
+import itertools
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from moeplace.placement.cost import objective
+from moeplace.solvers import SolveConfig, solve
+from moeplace.solvers.bounds import combinatorial_bound, combinatorial_terms
+from moeplace.solvers.node_lp import NodeBudget, build_node_lp, node_lp_bound, node_tier_bound
+from moeplace.solvers.qap import partition_problem, read_qaplib
+from tests.solvers.exact_cases import CASES, brute_force, instance, problem
+
+QAPLIB = Path(__file__).resolve().parents[1] / "data" / "qaplib"
+STRONG = NodeBudget(rounds=6, per_round=1000)
+
+
+def _node_count(p, item_gpu_I) -> float:
+    """sum_h w_h G_node(h) over item-sourced hyperedges of a plan, straight from the definition."""
+    tr = p.traffic
+    node = item_gpu_I // p.gpus_per_node
+    total = 0.0
+    for s, targets, w in zip(tr.src_H, tr.dst_HK, tr.bytes_H):
+        if s < 0:
+            continue
+        reached = {int(node[t]) for t in targets if t >= 0 and t != s} - {int(node[s])}
+        total += w * len(reached)
+    return total
+
+
+def test_terms_sum_to_the_combinatorial_bound():
+    for name in CASES:
+        p = problem(name)
+        assert sum(combinatorial_terms(p).values()) == pytest.approx(combinatorial_bound(p), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bound_is_below_the_brute_force_optimum(name):
+    p = problem(name)
+    for budget in (NodeBudget(rounds=1), STRONG):
+        value, method, _ = node_tier_bound(p, budget)
+        assert combinatorial_bound(p) - 1e-9 <= value <= brute_force(name) + 1e-9, (method, value)
+
+
+def test_node_count_is_below_every_random_plan_s():
+    """The LP's node term bounds the node count of any plan, not only the optimum's objective."""
+    rng = np.random.default_rng(0)
+    p = instance(3, 8, 6, 4, seed=4)
+    lp, _, _ = node_lp_bound(p, rounds=6, per_round=500)
+    counts = [_node_count(p, rng.permutation(p.num_gpus)) for _ in range(30)]
+    best = solve(p, SolveConfig(time_limit_s=30, work_limit=2000), solver="lns").item_gpu_I
+    counts.append(_node_count(p, best))
+    assert 0 < lp <= min(counts) + 1e-9
+
+
+def test_bound_beats_the_combinatorial_one_on_chains_and_holds_against_the_exact_optimum():
+    p = instance(3, 4, 3, 4, nodes_per_leaf=3, seed=1)
+    exact = solve(p, SolveConfig(time_limit_s=60), solver="ilp")
+    assert exact.status == "optimal"
+    value, method, _ = node_tier_bound(p, STRONG)
+    assert value <= exact.objective + 1e-9
+    assert value > combinatorial_bound(p) * 1.01, (value, combinatorial_bound(p))
+    assert method.startswith("node-matching-lp")
+
+
+def _best_partition(F: np.ndarray, parts: int, cap: int) -> float:
+    """Exact capacitated partitioning by enumerating the set partitions (first part holds item 0)."""
+    n = F.shape[0]
+    cut = F + F.T
+
+    def rec(left: tuple[int, ...], k: int) -> float:
+        if not left:
+            return 0.0
+        head, rest = left[0], left[1:]
+        best = np.inf
+        for others in itertools.combinations(rest, cap - 1):
+            group = (head,) + others
+            remain = tuple(i for i in rest if i not in others)
+            inside = cut[np.ix_(group, remain)].sum()
+            best = min(best, inside + rec(remain, k - 1))
+        return best
+
+    assert n == parts * cap
+    return float(rec(tuple(range(n)), parts))
+
+
+@pytest.mark.parametrize("name", ["chr12a", "had12"])
+def test_qaplib_flows_partitioned_stay_below_their_optimum(name):
+    F = read_qaplib(QAPLIB / f"{name}.dat").flow_II.astype(float)
+    np.fill_diagonal(F, 0)
+    p = partition_problem(F, 3, 4)
+    opt = _best_partition(F, 3, 4)
+    value, _, _ = node_tier_bound(p, STRONG)
+    assert value <= opt + 1e-9
+    assert value >= combinatorial_bound(p) - 1e-9
+    plan = solve(p, SolveConfig(time_limit_s=10, work_limit=500), solver="lns")
+    assert objective(p, plan.item_gpu_I) >= opt - 1e-9
+
+
+def test_same_problem_same_bound():
+    p = instance(4, 8, 8, 4, seed=2)
+    assert node_tier_bound(p, STRONG) == node_tier_bound(p, STRONG)
+
+
+def test_lp_data_charges_each_target_once():
+    p = instance(2, 4, 4, 2, seed=0)
+    m = build_node_lp(p)
+    tr = p.traffic
+    item = tr.src_H >= 0
+    n_targets = ((tr.dst_HK >= 0) & (tr.dst_HK != tr.src_H[:, None])).sum(axis=1)
+    assert m.total_W == pytest.approx(float((tr.bytes_H * n_targets)[item].sum()))
+
+
+def test_default_budget_is_smaller_past_the_large_size():
+    from moeplace.solvers.node_lp import LARGE_ITEMS, default_budget
+
+    p = instance(2, 4, 4, 2, seed=0)
+    assert p.num_items <= LARGE_ITEMS and default_budget(p).rounds == 2
+    assert default_budget(SimpleNamespace(num_items=LARGE_ITEMS + 1)) is None  # only the size decides
