@@ -114,7 +114,7 @@ class Engine:
     def step(self, schedules: list[RankSchedule], ingress: list, *, clock: StepClock | None = None,
              layer_sync: bool = False) -> list:
         """One step over all micro-batches; returns each micro-batch's final table (rows: out_tokens)."""
-        tables = [x if s.flow == "chain" else x.index_select(0, self.ix(s.home_rows)) for s, x in
+        tables = [x.index_select(0, self.ix(s.home_rows)) if s.at_home else x for s, x in
                   zip(schedules, ingress)]
         in_flight: list = []  # every transfer's buffers live until the step ends (NCCL may still read them)
         for li in range(len(schedules[0].layers)):
@@ -143,10 +143,10 @@ class Engine:
                 inputs.append((x, acc))
             for m, lay in enumerate(lays):
                 x, acc = inputs[m]
-                if schedules[m].flow == "chain":
-                    out = x.index_select(0, self.ix(lay.keep_src)).float()
-                else:
+                if schedules[m].at_home:
                     out = tables[m].float()
+                else:
+                    out = x.index_select(0, self.ix(lay.keep_src)).float()
                 out.index_add_(0, self.ix(lay.combine.local_dst), acc.index_select(0, self.ix(lay.combine.local_src)))
                 _, recv, works = combines[m]
                 self.comm.finish(works)

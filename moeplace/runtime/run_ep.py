@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from moeplace.launch.manifest import Manifest
+from moeplace.placement.flows import get_flow
 from moeplace.runtime.counted import LAYOUTS, tune_counted
 from moeplace.runtime.deps import import_torch
 from moeplace.runtime.engine import StepClock
@@ -21,8 +22,8 @@ torch = import_torch()
 def fused_eligible(manifest: Manifest, tokens: int, micro_batches: int) -> str | None:
     """None if the fused step can run this manifest, else why not (one line)."""
     m, W = manifest.model, manifest.world_size
-    if manifest.flow != "ep":
-        return f"flow is {manifest.flow}, the fused step runs ep"
+    if get_flow(manifest.flow).hidden_at != "home" or not get_flow(manifest.flow).engine_layout:
+        return f"flow is {manifest.flow}, the fused step runs an engine layout that returns tokens home (ep)"
     if m.num_experts != W:
         return f"{m.num_experts} experts per layer on {W} ranks (the fused step needs one per rank)"
     for r in manifest.ranks:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moeplace.placement.flows import get_flow
+
 EMPTY = np.zeros(0, dtype=np.int64)
 
 
@@ -73,7 +75,11 @@ class LayerSchedule:
 
 @dataclass(frozen=True, eq=False)
 class RankSchedule:
+    """at_home: hidden states return to each token's home rank after every MoE layer (the flow's
+    `hidden_at == "home"`); False: they stay at the token's first expert, which forwards them."""
+
     flow: str
+    at_home: bool
     rank: int
     tokens: np.ndarray
     home_rows: np.ndarray
@@ -155,16 +161,15 @@ def rank_schedule(flow: str, rank: int, world: int, token_ids_T: np.ndarray, pat
     node_of_rank, local_of_rank: int [world], each rank's node and GPU index there (the manifest's); None:
     every rank its own node (no node-level dedup: transfers go GPU to GPU).
     """
-    if flow not in ("chain", "ep"):
-        raise ValueError(f"the runtime executes the chain and ep flows, not {flow!r}")
+    at_home = get_flow(flow).hidden_at == "home"
     T, L, _ = paths_TLK.shape
     node_R = np.arange(world) if node_of_rank is None else np.asarray(node_of_rank, dtype=np.int64)
     local_R = np.zeros(world, dtype=np.int64) if local_of_rank is None else np.asarray(local_of_rank, dtype=np.int64)
     pos = np.arange(T, dtype=np.int64)
     home = token_ids_T % world
-    home_table = pos[home == rank] if flow == "ep" else EMPTY
+    home_table = pos[home == rank] if at_home else EMPTY
     layers = []
-    prev_table, prev_owner = (home_table, home) if flow == "ep" else (pos, None)
+    prev_table, prev_owner = (home_table, home) if at_home else (pos, None)
     for ml in range(L):
         r_TK = rank_TLK[:, ml, :]
         t, q = _distinct(r_TK)
@@ -174,16 +179,16 @@ def rank_schedule(flow: str, rank: int, world: int, token_ids_T: np.ndarray, pat
         fill = _transfer(ft, fs, fd, rank, prev_table, in_table)
         relay = _transfer(rt, rs, rd, rank, in_table, in_table)
         tasks = _tasks(rank, ml, paths_TLK[:, ml, :], r_TK, gates_TLK[:, ml, :], in_table, slots)
-        owner = r_TK[:, 0] if flow == "chain" else home
+        owner = home if at_home else r_TK[:, 0]
         out_table = pos[owner == rank]
-        if flow == "chain":
-            keep_src, keep_dst = np.searchsorted(in_table, out_table), np.arange(out_table.size, dtype=np.int64)
-        else:
+        if at_home:
             keep_src = keep_dst = EMPTY
+        else:
+            keep_src, keep_dst = np.searchsorted(in_table, out_table), np.arange(out_table.size, dtype=np.int64)
         (ct, co, cq), (dt, dg, dq) = _two_hops(t, owner[t], q, node_R, local_R)
         reduce = _transfer(dt, dq, dg, rank, in_table, in_table)  # reversed: contributors -> aggregator
         combine = _transfer(ct, cq, co, rank, in_table, out_table)
         layers.append(LayerSchedule(ml, int(in_table.size), fill, tasks, int(out_table.size), keep_src, keep_dst,
                                     combine, relay, reduce))
         prev_table, prev_owner = out_table, owner
-    return RankSchedule(flow, rank, token_ids_T, home_table, tuple(layers), token_ids_T[prev_table])
+    return RankSchedule(flow, at_home, rank, token_ids_T, home_table, tuple(layers), token_ids_T[prev_table])

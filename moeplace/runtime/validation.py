@@ -97,7 +97,7 @@ def _layer_terms(problem, stats, item_gpu, profile: HardwareProfile, tokens: flo
     np.add.at(per, (np.asarray(item_gpu).reshape(L, E), np.repeat(np.arange(L)[:, None], E, axis=1)), t_LE)
     tr = flow_transfers(problem, item_gpu)
     x_SL = step_us(tr, Rates.of(profile, problem), tokens)
-    if problem.flow == "chain" and "forward" in tr.steps:
+    if "forward" in tr.steps:  # the forward of layer l overlaps layer l+1
         s_fwd = tr.steps.index("forward")
         fwd = x_SL[s_fwd]
         x_L = x_SL.sum(axis=0) - fwd + np.concatenate([[0.0], fwd[:-1]])

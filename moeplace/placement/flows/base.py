@@ -53,6 +53,9 @@ class FlowModel:
         balancer (EPLB) sees them; None: the bytes of every hyperedge an item takes part in (a proxy).
     engine_layout: the serving engines' expert-parallel layout, so several experts per GPU may include
         redundant copies (`--redundant-experts`, moeplace/ep/).
+    hidden_at: where the runtime keeps a token's hidden state between MoE layers: "first_expert" (the GPU
+        of the expert it chose first, which forwards it to the next layer's experts: every rank holds the
+        ingress) or "home" (its home GPU, rank = token id mod world: dispatch and combine every layer).
     """
 
     name: str
@@ -66,6 +69,7 @@ class FlowModel:
     reversed_kinds: tuple[str, ...] = ()
     peer_load: Callable[[Problem], np.ndarray] | None = None
     engine_layout: bool = False
+    hidden_at: Literal["first_expert", "home"] = "home"
 
 
 FLOWS: dict[str, FlowModel] = {}

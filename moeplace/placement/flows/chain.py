@@ -88,6 +88,7 @@ register_flow(FlowModel(
     ),
     build=build,
     pipelined=True,
+    hidden_at="first_expert",
     collective="p2p",
     peer_load=peer_load,
 ))
