@@ -64,9 +64,17 @@ def readme_lines(path: Path = ROOT / "README.md") -> list[Line]:
     return out
 
 
-def has_gpu() -> bool:
+def num_gpus() -> int:
     exe = shutil.which("nvidia-smi")
-    return bool(exe) and subprocess.run([exe, "-L"], capture_output=True).returncode == 0
+    if not exe:
+        return 0
+    p = subprocess.run([exe, "-L"], capture_output=True, text=True)
+    return sum(ln.startswith("GPU ") for ln in p.stdout.splitlines()) if p.returncode == 0 else 0
+
+
+def gpus_needed(line: Line) -> int:
+    m = re.search(r"--nproc-per-node[ =](\d+)", line.command)
+    return int(m.group(1)) if m else 1
 
 
 def prepare(work: Path) -> None:
@@ -90,17 +98,21 @@ def run_line(line: Line, work: Path, env: dict[str, str]) -> tuple[int, float, f
     return p.returncode, cpu, wall, tail
 
 
-def selected(lines: list[Line], only: str | None, slurm: bool, gpu: bool) -> list[tuple[Line, str | None]]:
-    """Each line with None (run it) or why it is skipped."""
-    out = []
+def selected(lines: list[Line], only: str | None, slurm: bool, gpus: int) -> list[tuple[Line, str | None]]:
+    """Each line with None (run it) or why it is skipped; a gpu line after a skipped gpu line is skipped too
+    (it reads what that one writes)."""
+    out, gpu_skipped = [], False
     for ln in lines:
         why = None
         if only and ln.kind not in (only, "install"):
             why = f"not {only}"
         elif ln.kind == "tests":
             why = "the test suite itself"
-        elif ln.kind == "gpu" and not gpu:
-            why = "needs a CUDA GPU"
+        elif ln.kind == "gpu" and gpus < gpus_needed(ln):
+            why = f"needs {gpus_needed(ln)} CUDA GPU(s), {gpus} here"
+            gpu_skipped = True
+        elif ln.kind == "gpu" and gpu_skipped and "validate" in ln.command:
+            why = "reads the measurement of a skipped line"
         elif ln.kind == "slurm" and not slurm:
             why = "needs a Slurm cluster with the plan's hosts (--slurm)"
         out.append((ln, why))
@@ -110,7 +122,7 @@ def selected(lines: list[Line], only: str | None, slurm: bool, gpu: bool) -> lis
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=("cheap", "slow", "gpu", "slurm"), help="run only lines of this kind")
+    ap.add_argument("--only", choices=("cheap",), help="run only the cheap lines (and the install line's job), as CI does")
     ap.add_argument("--keep", type=Path, help="work directory to use and keep (default: a temporary one)")
     ap.add_argument("--slurm", action="store_true", help="also run the sbatch lines")
     ap.add_argument("--list", action="store_true", help="print each line with its kind and stop")
@@ -125,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     failed = 0
     print(f"README lines in {work}")
-    for ln, why in selected(lines, args.only, args.slurm, has_gpu()):
+    for ln, why in selected(lines, args.only, args.slurm, num_gpus()):
         if why:
             print(f"  skip  {ln.number:4d} {ln.text}   ({why})")
             continue
