@@ -77,7 +77,7 @@ def shared_plots(c: Comparison) -> list[tuple]:
         stacks = [("attention (+ dense)", st["attention_ms"]), ("experts (hottest GPU)", st["experts_ms"]),
                   ("transfers", st["transfers_ms"])]
         out.append(("plot", svg.stacked_bars(f"{st['label']}: time per layer, {st['phase']}", cats, stacks,
-                                             ylabel="ms per micro-batch", label_every=max(1, n // 12)),
+                                             ylabel="ms per micro-batch", label_every=max(1, n // 29)),
                     f"{st['workload']}; {st['micro_tokens']:,.0f} tokens per micro-batch; MoE layer index"))
     for hm in pd["heatmaps"]:
         nic = np.asarray(hm["nic_util"])

@@ -26,7 +26,8 @@ th, td { border: 1px solid #ddd; padding: 3px 6px; vertical-align: top; }
 th { background: #f3f3f3; } td.r { text-align: right; font-variant-numeric: tabular-nums; }
 tr.nofit td { color: #999; }
 figure { display: block; margin: 12px 0 20px 0; }
-svg.plot { display: block; width: 100%; height: auto; }
+svg.plot { display: block; max-width: 100%; height: auto; }
+details > summary { cursor: pointer; font-size: 13px; color: #245; margin: 6px 0; }
 figcaption { font-size: 12px; color: #555; }
 td.ok { background: #d9f2d9; color: #14521b; font-weight: bold; }
 td.bad { background: #f8d7d3; color: #8a1c10; font-weight: bold; }
@@ -98,6 +99,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+FOLD_ROWS = 20  # longer tables start folded in report.html (a click shows them; report.md has them all open)
 VERDICT_CLASS = {"holds": "ok", "fails": "bad", "n/a": "na"}
 
 
@@ -135,8 +137,11 @@ def html(blocks: list[Block], title: str) -> str:
                 cls = ' class="nofit"' if any(str(x).startswith("no (limit") for x in r) else ""
                 tds = "".join(_td(i, x, right) for i, x in enumerate(r))
                 trs.append(f"<tr{cls}>{tds}</tr>")
-            body.append(f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(trs)}</tbody>'
-                        "</table></div>")
+            table = (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(trs)}</tbody>'
+                     "</table></div>")
+            if len(rows) > FOLD_ROWS:
+                table = f"<details><summary>show the table ({len(rows)} rows)</summary>{table}</details>"
+            body.append(table)
         elif kind == "plot":
             body.append(f"<figure>{b[1]}<figcaption>{_inline(b[2])}</figcaption></figure>")
     if toc:

@@ -181,7 +181,7 @@ def fmt_value(v: float) -> str:
 
 
 def stacked_bars(title: str, categories: list[str], stacks: list[tuple[str, list[float]]], *, ylabel: str,
-                 width: int = 560, height: int = 320, label_every: int = 1) -> str:
+                 width: int = 1360, height: int = 340, label_every: int = 1) -> str:
     """Vertical bars, one per category, each split into the named stacks (non-negative values)."""
     left, right, top, bottom = 64, 12, 28, 84
     totals = [sum(v[i] for _, v in stacks) for i in range(len(categories))]
@@ -210,7 +210,7 @@ def stacked_bars(title: str, categories: list[str], stacks: list[tuple[str, list
 
 
 def hbars(title: str, categories: list[str], stacks: list[tuple[str, list[float]]], *, xlabel: str,
-          width: int = 720, row: int = 26) -> str:
+          width: int = 1100, row: int = 26) -> str:
     """Horizontal stacked bars: one row per category (e.g. bytes per token by tier per design)."""
     left, right, top = 250, 20, 28
     height = top + row * len(categories) + 90
