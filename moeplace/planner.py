@@ -166,14 +166,22 @@ def best_of_search_and_baselines(problem: Problem, result: SolveResult, req: Pla
         return obj + req.move_cost * moves(a)
 
     best_name, best_a, best_obj = "search", result.item_gpu_I, result.objective
+    beyond = []  # baselines better than the search but over the move limit
     for name, fn in BASELINES.items():
         a = fn(problem, req.seed) if name == "random" else fn(problem)
-        if not is_feasible(problem, a) or (req.max_moves is not None and moves(a) > req.max_moves):
+        if not is_feasible(problem, a):
             continue
         obj = evaluate(problem, a).objective
+        if req.max_moves is not None and moves(a) > req.max_moves:
+            if obj < result.objective * (1 - 1e-12) - 1e-9:
+                beyond.append({"name": name, "objective": round(obj, 6), "moved_experts": moves(a)})
+            continue
         if score(a, obj) < score(best_a, best_obj) * (1 - 1e-12) - 1e-9:
             best_name, best_a, best_obj = name, a, obj
     details = {**result.details, "chosen": best_name, "search_objective": round(result.objective, 6)}
+    beyond = [b for b in beyond if b["objective"] < best_obj * (1 - 1e-12) - 1e-9]
+    if beyond:
+        details["better_beyond_move_limit"] = beyond
     if origin is not None:
         from moeplace.costmodel.compute import expert_shape
 

@@ -91,3 +91,16 @@ def test_replan_result_is_never_worse_than_a_baseline_within_the_limit(tmp_path)
                            replan_from=tmp_path / "p", synth={"skew": 2.0})
     rec = again.record
     assert all(rec.solver.objective <= b.objective + 1e-6 for b in rec.baselines.values())
+
+
+def test_a_better_baseline_over_the_move_limit_is_named(tmp_path, capsys):
+    import dataclasses
+
+    req, problem = _problem()
+    bad = BASELINES["round-robin"](problem)
+    req = dataclasses.replace(req, max_moves=1)
+    r = best_of_search_and_baselines(problem, _result(problem, bad), req, origin=bad)
+    names = [b["name"] for b in r.details["better_beyond_move_limit"]]
+    assert "layer-major" in names
+    lm = next(b for b in r.details["better_beyond_move_limit"] if b["name"] == "layer-major")
+    assert lm["moved_experts"] > 1 and lm["objective"] < r.objective

@@ -151,6 +151,7 @@ def summarize(outcome, out_dir: str) -> dict:
         "chosen": outcome.result.details.get("chosen", "search"),
         "search_objective": outcome.result.details.get("search_objective"),
         "replan": outcome.result.details.get("replan"),
+        "better_beyond_move_limit": outcome.result.details.get("better_beyond_move_limit", []),
     }
 
 
@@ -180,4 +181,9 @@ def print_summary(console: Console, m: dict) -> None:
                      f"than this baseline within the move limit")
     elif m.get("replan"):
         console.line("returned the search's plan: no baseline within the move limit is better")
+    for b in m.get("better_beyond_move_limit", []):
+        rel = (m["objective"] / b["objective"] - 1.0) * 100
+        console.line(f"warning: {b['name']} is better (this plan is {rel:+.1f}% against it) but moves "
+                     f"{b['moved_experts']:,} experts, over --max-moves {m['replan']['max_moves']:,}; raise "
+                     f"--max-moves to allow it")
     console.line(f"wrote {Path(m['out']) / 'plan.json'}")
