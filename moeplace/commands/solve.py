@@ -177,8 +177,9 @@ def print_summary(console: Console, m: dict) -> None:
         console.line(f"re-planned from {rp['from']}: moved {rp['moved_experts']:,} of {m['items']:,} experts "
                      f"({rp['bytes_to_move'] / 1e9:,.2f} GB of weights to move; {limit})")
     if m.get("chosen", "search") != "search":
+        within = " within the move limit" if m.get("replan") else ""
         console.line(f"returned {m['chosen']}: the search's plan ({fmt_bytes(m['search_objective'])}) was worse "
-                     f"than this baseline within the move limit")
+                     f"than this baseline{within}")
     elif m.get("replan"):
         console.line("returned the search's plan: no baseline within the move limit is better")
     for b in m.get("better_beyond_move_limit", []):
