@@ -107,11 +107,14 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
 
         problem, stats, result = plan_ep(req)
     else:
+        if req.replan_from:
+            req = keep_plan_hosts(req)
         problem, stats = make_problem(req)
         origin = origin_assignment(req.replan_from, problem) if req.replan_from else None
         result = solve_placement(problem, solver=req.solver, seed=req.seed, work_limit=req.work_limit,
                                  time_limit_s=req.time_limit_s, progress=progress, hint=hint, origin=origin,
                                  max_moves=req.max_moves, move_cost=req.move_cost, strong_bound_s=req.strong_bound_s)
+        result = best_of_search_and_baselines(problem, result, req, origin)
     interrupts.search_done()  # a signal from here on waits for the plan to be written
     if interrupts.stop_reason() is not None:  # a signal stopped the search, whatever stop the solver saw last
         result = dataclasses.replace(result, stop_reason=interrupts.stop_reason())
@@ -136,6 +139,62 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
         "details": _plain(result.details),
     }
     return PlanOutcome(plan=plan, problem=problem, stats=stats, result=dataclasses.replace(result), run=run)
+
+
+def keep_plan_hosts(req: PlanRequest) -> PlanRequest:
+    """Re-planning keeps the plan's host names (`--hosts` of the plan in service) unless new ones are given."""
+    from moeplace.evaluation import resolve_plan_path
+    from moeplace.placement.plan import load_plan
+    from moeplace.placement.presets import validate_spec
+
+    old = load_plan(resolve_plan_path(req.replan_from))
+    if req.cluster.hosts is not None or old.cluster.hosts is None or old.cluster.num_nodes != req.cluster.num_nodes:
+        return req
+    cluster = validate_spec(ClusterSpec, {**req.cluster.model_dump(), "hosts": old.cluster.hosts}, "cluster")
+    return dataclasses.replace(req, cluster=cluster)
+
+
+def best_of_search_and_baselines(problem: Problem, result: SolveResult, req: PlanRequest,
+                                 origin: np.ndarray | None) -> SolveResult:
+    """The search's plan, or a baseline the tool computes (layer-major, ...) when that one is better within the
+    move limit (re-planning: moved experts <= --max-moves, each costing --move-cost); `details["chosen"]` says
+    which won, and `details["replan"]` what moved."""
+    def moves(a: np.ndarray) -> int:
+        return 0 if origin is None else int((a != origin).sum())
+
+    def score(a: np.ndarray, obj: float) -> float:
+        return obj + req.move_cost * moves(a)
+
+    best_name, best_a, best_obj = "search", result.item_gpu_I, result.objective
+    beyond = []  # baselines better than the search but over the move limit
+    for name, fn in BASELINES.items():
+        a = fn(problem, req.seed) if name == "random" else fn(problem)
+        if not is_feasible(problem, a):
+            continue
+        obj = evaluate(problem, a).objective
+        if req.max_moves is not None and moves(a) > req.max_moves:
+            if obj < result.objective * (1 - 1e-12) - 1e-9:
+                beyond.append({"name": name, "objective": round(obj, 6), "moved_experts": moves(a)})
+            continue
+        if score(a, obj) < score(best_a, best_obj) * (1 - 1e-12) - 1e-9:
+            best_name, best_a, best_obj = name, a, obj
+    details = {**result.details, "chosen": best_name, "search_objective": round(result.objective, 6)}
+    beyond = [b for b in beyond if b["objective"] < best_obj * (1 - 1e-12) - 1e-9]
+    if beyond:
+        details["better_beyond_move_limit"] = beyond
+    if origin is not None:
+        from moeplace.costmodel.compute import expert_shape
+
+        n = moves(best_a)
+        details["replan"] = {"moved_experts": n, "max_moves": req.max_moves, "move_cost": req.move_cost,
+                             "bytes_to_move": n * int(expert_shape(problem.model).weight_bytes),
+                             "from": str(req.replan_from)}
+        details["moved_experts"] = n
+    if best_name == "search":
+        return dataclasses.replace(result, details=details)
+    bound = min(result.bound, best_obj)
+    return dataclasses.replace(result, item_gpu_I=np.asarray(best_a).copy(), objective=best_obj, bound=bound,
+                               details=details)
 
 
 def origin_assignment(path: str, problem: Problem) -> np.ndarray:

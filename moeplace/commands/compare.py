@@ -17,6 +17,7 @@ from moeplace.costmodel.deployment import Options
 from moeplace.errors import InputError
 from moeplace.report.compare import CompareConfig, parse_sweep, run_comparison
 from moeplace.report.document import f_ms, f_pct, f_sig
+from moeplace.report.summary import REGIMES, verdict_word
 from moeplace.report.write import write_report
 
 OPTION_KNOBS = {"dense_ffn_hidden": int, "vocab_size": int, "reserve_gb": float, "micro_batches": int,
@@ -133,7 +134,7 @@ def summary(console: Console, c) -> None:
                             f"{x['cross_node_bytes_per_token']:,.0f}", x["bottleneck"]) for x in rows],
                           right=(1, 2, 3, 4, 5, 7))
             console.line()
-    console.table("the seed's claims", ["claim", "world", "verdict", "numbers"],
-                  [(cl["claim"], cl["world"], "holds" if cl["holds"] else "does not hold", cl["number"])
-                   for cl in c.claims])
+    console.table("the seed's claims, per regime", ["claim", "hardware", "decode", "prefill", "numbers"],
+                  [(cl["claim"], cl["world"], *(verdict_word((cl.get("regimes") or {}).get(r)) for r in REGIMES),
+                    cl["number"]) for cl in c.claims])
     console.line()

@@ -148,6 +148,10 @@ def summarize(outcome, out_dir: str) -> dict:
         "replicas": outcome.problem.num_replicas,
         "baselines": {k: v.model_dump() for k, v in plan.baselines.items()},
         "vs_layer_major": (s.objective / lm.objective - 1.0) if lm and lm.objective else None,
+        "chosen": outcome.result.details.get("chosen", "search"),
+        "search_objective": outcome.result.details.get("search_objective"),
+        "replan": outcome.result.details.get("replan"),
+        "better_beyond_move_limit": outcome.result.details.get("better_beyond_move_limit", []),
     }
 
 
@@ -167,4 +171,20 @@ def print_summary(console: Console, m: dict) -> None:
     if m["load_imbalance"] is not None:
         copies = f" with {m['replicas']} replicas" if m["replicas"] else ""
         console.line(f"load imbalance{copies}: busiest GPU {m['load_imbalance']:.2f}x its layer's mean")
+    if m.get("replan"):
+        rp = m["replan"]
+        limit = "no limit" if rp["max_moves"] is None else f"limit {rp['max_moves']:,}"
+        console.line(f"re-planned from {rp['from']}: moved {rp['moved_experts']:,} of {m['items']:,} experts "
+                     f"({rp['bytes_to_move'] / 1e9:,.2f} GB of weights to move; {limit})")
+    if m.get("chosen", "search") != "search":
+        within = " within the move limit" if m.get("replan") else ""
+        console.line(f"returned {m['chosen']}: the search's plan ({fmt_bytes(m['search_objective'])}) was worse "
+                     f"than this baseline{within}")
+    elif m.get("replan"):
+        console.line("returned the search's plan: no baseline within the move limit is better")
+    for b in m.get("better_beyond_move_limit", []):
+        rel = (m["objective"] / b["objective"] - 1.0) * 100
+        console.line(f"warning: {b['name']} is better (this plan is {rel:+.1f}% against it) but moves "
+                     f"{b['moved_experts']:,} experts, over --max-moves {m['replan']['max_moves']:,}; raise "
+                     f"--max-moves to allow it")
     console.line(f"wrote {Path(m['out']) / 'plan.json'}")

@@ -173,9 +173,9 @@ def show(source, fmt, model_ref, num_experts, top_k, layers, plots_dir, csv_out,
         from moeplace.traces.csvcounts import to_csv
 
         write_text(csv_out, to_csv(s))
-    written = []
+    written, notes = [], []
     if plots_dir:
-        from moeplace.traces.plots import coact_png, load_png, trans_png
+        from moeplace.traces.plots import coact_png, drawn, load_png, trans_png
 
         title = Path(source).name
         with atomic_dir(plots_dir, force=force) as tmp:
@@ -184,6 +184,7 @@ def show(source, fmt, model_ref, num_experts, top_k, layers, plots_dir, csv_out,
                 if png is not None:
                     write_bytes(tmp / name, png)
                     written.append(str(Path(plots_dir) / name))
+                    notes.append(drawn(name, s))
     console = Console()
     if as_json:
         console.json({"source": source, "num_tokens": s.num_tokens, "layers": list(s.layer_numbers),
@@ -197,8 +198,8 @@ def show(source, fmt, model_ref, num_experts, top_k, layers, plots_dir, csv_out,
     console.table(None, header, rows, right=tuple(range(1, len(header))))
     for line in summary_lines(m):
         console.line(line)
-    for path in written:
-        console.line(f"wrote {path}")
+    for path, note in zip(written, notes):
+        console.line(f"wrote {path} ({note})")
     if csv_out:
         console.line(f"wrote {csv_out}")
 

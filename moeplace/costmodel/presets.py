@@ -60,12 +60,12 @@ def _seed_profile() -> HardwareProfile:
         nvlink_latency_us=c.latency_intra_node_us, nic_gbps_per_gpu=round(_nic_gbytes(c) * SEED_BW_TARGET, 4),
         network_latency_us=c.latency_inter_node_us, kernel_overhead_us=KERNEL_OVERHEAD_US, transfer_floor_us=0.0,
         derivation={
-            "bf16_tflops": f"seed 400 TFLOP/s x {GEMM_EFFICIENCY} GEMM efficiency (fit to the BRIEF's H200 table)",
+            "bf16_tflops": f"seed 400 TFLOP/s x {GEMM_EFFICIENCY} GEMM efficiency (fit to measured H200 expert-kernel times)",
             "hbm_tbps": f"seed 1.8 TB/s x the seed's {SEED_BW_TARGET:.0%} bandwidth target",
             "nvlink_gbps": f"450 GB/s per direction x {SEED_BW_TARGET:.0%}",
             "nic_gbps_per_gpu": f"HDR 200 Gb/s, one NIC per GPU, x {SEED_BW_TARGET:.0%}",
             "latency": "the seed's < 1 us in a node, < 3 us across nodes; no software floor (the seed's world)",
-            "kernel_overhead_us": f"{KERNEL_OVERHEAD_US:g} us fitted to the BRIEF's H200 expert table",
+            "kernel_overhead_us": f"{KERNEL_OVERHEAD_US:g} us fitted to measured H200 expert-kernel times",
         })
 
 
@@ -88,25 +88,25 @@ def _datasheet_profile(key: str, *, nvlink_eff: float, nvlink_note: str, floor_u
         transfer_floor_us=floor_us,
         derivation={
             "bf16_tflops": f"datasheet {g.bf16_tflops:g} TFLOP/s x {GEMM_EFFICIENCY} GEMM efficiency "
-                           "(fit to the BRIEF's H200 table)",
-            "hbm_tbps": f"datasheet {g.hbm_tbps:g} TB/s x {HBM_EFFICIENCY} (BRIEF: H200 copy 4.1 of 4.8 TB/s)",
+                           "(fit to measured H200 expert-kernel times)",
+            "hbm_tbps": f"datasheet {g.hbm_tbps:g} TB/s x {HBM_EFFICIENCY} (measured H200 copy: 4.1 of 4.8 TB/s)",
             "nvlink_gbps": nvlink_note,
-            "nic_gbps_per_gpu": f"{c.nic_gbps:g} Gb/s per GPU x {NIC_EFFICIENCY} (ANCHORS: HDR 23.5-24 of 25 GB/s)",
+            "nic_gbps_per_gpu": f"{c.nic_gbps:g} Gb/s per GPU x {NIC_EFFICIENCY} (measured HDR: 23.5-24 of 25 GB/s)",
             "latency": f"{c.latency_intra_node_us:g} us in a node, {c.latency_inter_node_us:g} us across nodes "
                        "(cluster preset)",
             "transfer_floor_us": floor_note,
-            "kernel_overhead_us": f"{KERNEL_OVERHEAD_US:g} us fitted to the BRIEF's H200 expert table",
-            **({"curves": "expert and 4-GPU all-to-all curves: the BRIEF's H200 measurements"} if curves else {}),
+            "kernel_overhead_us": f"{KERNEL_OVERHEAD_US:g} us fitted to measured H200 expert-kernel times",
+            **({"curves": "expert and 4-GPU all-to-all curves: measured on H200"} if curves else {}),
         }, **extra)
 
 
 register_profile("seed", _seed_profile())
 register_profile("h100-sxm", _datasheet_profile(
-    "h100-sxm", nvlink_eff=346 / 450, nvlink_note="ANCHORS: NCCL all-to-all 8 x H100 346 GB/s of 450",
-    floor_us=24.0, floor_note="ANCHORS: NCCL all-to-all floor on 8 x H100, 24 us", curves=False))
+    "h100-sxm", nvlink_eff=346 / 450, nvlink_note="measured NCCL all-to-all 8 x H100 346 GB/s of 450",
+    floor_us=24.0, floor_note="measured NCCL all-to-all floor on 8 x H100, 24 us", curves=False))
 register_profile("h200", _datasheet_profile(
-    "h200", nvlink_eff=315 / 450, nvlink_note="BRIEF: H200 point-to-point 300-330 GB/s of 450",
-    floor_us=31.0, floor_note="BRIEF: NCCL all-to-all floor between 2 H200, 31 us", curves=True))
+    "h200", nvlink_eff=315 / 450, nvlink_note="measured H200 point-to-point 300-330 GB/s of 450",
+    floor_us=31.0, floor_note="measured NCCL all-to-all floor between 2 H200, 31 us", curves=True))
 
 
 def load_profile(ref: str | None, default: str = "seed") -> HardwareProfile:

@@ -27,7 +27,8 @@ def _pct(x: float) -> str:
 
 
 def evaluate_claims(r, ds) -> list[dict]:
-    """One dict per (world, claim): claim, world, holds, number (a sentence with the figures)."""
+    """One dict per (world, claim): claim, world, holds (in both regimes), regimes ({"decode": bool,
+    "prefill": bool}; None: nothing to compare against), number (a sentence with the figures)."""
     seed = next((d for d in ds if d.experts_per_gpu == 1), None)
     if seed is None:
         return []
@@ -43,6 +44,7 @@ def evaluate_claims(r, ds) -> list[dict]:
         out.append({
             "world": world.key, "claim": "all experts of a layer compute at once",
             "holds": all(v >= BUSY_MIN for v in busy.values()),
+            "regimes": {k: bool(v >= BUSY_MIN) for k, v in busy.items()},
             "number": f"GPUs compute {_pct(busy['decode'])} of the time in decode (batch {dec_w.batch}) and "
                       f"{_pct(busy['prefill'])} in prefill (batch {pre.workload.batch}); a stage's experts "
                       f"average {_pct(bal['decode'])} / {_pct(bal['prefill'])} of its hottest expert's time "
@@ -60,11 +62,13 @@ def evaluate_claims(r, ds) -> list[dict]:
             out.append({
                 "world": world.key, "claim": "near-linear scaling",
                 "holds": all(v >= SCALING_MIN for v in ratios.values()) and len(ratios) == 2,
+                "regimes": {k: bool(ratios[k] >= SCALING_MIN) if k in ratios else None for k, _ in points},
                 "number": "; ".join(f"{k}: {ratios[k]:.2f}x the tokens/s of independent replicas of {refs[k]}"
                                     for k in ratios) + f" on the same GPUs, each at its capacity "
                                                        f"(threshold {SCALING_MIN:.2f})"})
         else:
             out.append({"world": world.key, "claim": "near-linear scaling", "holds": False,
+                        "regimes": {"decode": None, "prefill": None},
                         "number": "no baseline fits memory to compare against"})
         comm_ratio = {k: max(p.timing.terms.get(t, 0.0) for t in ("network", "nvlink", "links"))
                       / max(p.timing.terms["compute"], 1e-12) for k, p in points}
@@ -72,12 +76,14 @@ def evaluate_claims(r, ds) -> list[dict]:
         out.append({
             "world": world.key, "claim": "communication hidden by compute",
             "holds": all(comm_ratio[k] <= 1.0 and exposed[k] <= EXPOSED_MAX for k in busy),
+            "regimes": {k: bool(comm_ratio[k] <= 1.0 and exposed[k] <= EXPOSED_MAX) for k in busy},
             "number": "; ".join(f"{k}: busiest transfer resource at {_pct(comm_ratio[k])} of compute per tick, "
                                 f"transfers {_pct(exposed[k])} of a token's pass" for k in busy)
                       + f" (thresholds 100% and {_pct(EXPOSED_MAX)})"})
         mfu = {k: p.mfu for k, p in points}
         out.append({
             "world": world.key, "claim": "60% MFU", "holds": all(v >= MFU_TARGET for v in mfu.values()),
+            "regimes": {k: bool(v >= MFU_TARGET) for k, v in mfu.items()},
             "number": f"MFU {_pct(mfu['decode'])} in decode, {_pct(mfu['prefill'])} in prefill "
                       f"(of {cap.gpus:,} GPUs x the nominal peak)"})
     return out

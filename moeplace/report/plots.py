@@ -14,37 +14,35 @@ def _curve(c: Comparison, key: str, y: str) -> list[dict]:
             for s in c.plots["curves"].get(key, [])]
 
 
-def world_plots(c: Comparison, world: str) -> list[tuple]:
+def world_plots(c: Comparison, world: str, emphasis: str | None = None) -> list[tuple]:
     k = f"{world}/equal-gpus"
-    note = "equal GPUs; open markers: does not fit memory"
-    return [
-        ("plot", svg.line_chart(f"{world}: decode throughput per GPU", _curve(c, f"{k}/decode", "tokens_per_s_per_gpu"),
-                                xlabel="batch (sequences)", ylabel="tokens/s per GPU"), note),
-        ("plot", svg.line_chart(f"{world}: decode latency per token", _curve(c, f"{k}/decode", "latency_ms"),
-                                xlabel="batch (sequences)", ylabel="ms per output token"), note),
-        ("plot", svg.line_chart(f"{world}: prefill throughput per GPU",
-                                _curve(c, f"{k}/prefill", "tokens_per_s_per_gpu"),
-                                xlabel="prompt tokens", ylabel="tokens/s per GPU"), note),
-        ("plot", svg.line_chart(f"{world}: prefill latency of the batch", _curve(c, f"{k}/prefill", "latency_ms"),
-                                xlabel="prompt tokens", ylabel="ms"), note),
-    ]
+    note = "equal GPUs; open markers: does not fit memory; the seed design's line is the thick one, drawn on top"
+    specs = (("decode throughput per GPU", "decode", "tokens_per_s_per_gpu", "batch (sequences)", "tokens/s per GPU"),
+             ("decode latency per token", "decode", "latency_ms", "batch (sequences)", "ms per output token"),
+             ("prefill throughput per GPU", "prefill", "tokens_per_s_per_gpu", "prompt tokens", "tokens/s per GPU"),
+             ("prefill latency of the batch", "prefill", "latency_ms", "prompt tokens", "ms per batch"))
+    return [("plot", svg.line_chart(f"{world}: {title}", _curve(c, f"{k}/{phase}", y), xlabel=xl, ylabel=yl,
+                                    emphasis=emphasis), note)
+            for title, phase, y, xl, yl in specs]
 
 
-def sweep_plot(c: Comparison, sw: dict) -> tuple:
-    if sw["key"] == "experts-per-gpu":
-        series = _by_value(sw)
-    else:
-        series = []
-        for world in dict.fromkeys(x["world"] for x in sw["rows"]):
-            for label in dict.fromkeys(x["label"] for x in sw["rows"]):
-                sel = sorted((x for x in sw["rows"] if x["world"] == world and x["label"] == label),
-                             key=lambda x: x["sweep_value"])
-                if sel:
-                    series.append({"label": f"{label} [{world}]", "x": [x["sweep_value"] for x in sel],
-                                   "y": [x["tokens_per_s_per_gpu"] for x in sel],
-                                   "hollow": [not x["fits"] for x in sel]})
-    return ("plot", svg.line_chart(f"sweep {sw['key']}: throughput per GPU", series, xlabel=sw["key"],
-                                   ylabel="tokens/s per GPU"), "equal GPUs; open markers: does not fit memory")
+def sweep_plots(c: Comparison, sw: dict, emphasis: str | None = None) -> list[tuple]:
+    """One plot per hardware profile (lines of one profile only, so they can be told apart)."""
+    out = []
+    for world in dict.fromkeys(x["world"] for x in sw["rows"]):
+        rows = [x for x in sw["rows"] if x["world"] == world]
+        if sw["key"] == "experts-per-gpu":
+            series = _by_value({"rows": rows})
+        else:
+            series = []
+            for label in dict.fromkeys(x["label"] for x in rows):
+                sel = sorted((x for x in rows if x["label"] == label), key=lambda x: x["sweep_value"])
+                series.append({"label": label, "x": [x["sweep_value"] for x in sel],
+                               "y": [x["tokens_per_s_per_gpu"] for x in sel], "hollow": [not x["fits"] for x in sel]})
+        out.append(("plot", svg.line_chart(f"{world}: sweep {sw['key']}, throughput per GPU", series,
+                                           xlabel=sw["key"], ylabel="tokens/s per GPU", emphasis=emphasis),
+                    f"hardware {world}; equal GPUs; open markers: does not fit memory"))
+    return out
 
 
 def _by_value(sw: dict) -> list[dict]:
@@ -56,7 +54,7 @@ def _by_value(sw: dict) -> list[dict]:
                                                                             or x["design"].endswith(att))),
                          key=lambda x: x["sweep_value"])
             if sel:
-                out.append({"label": f"{att.upper()} attention [{world}]", "x": [x["sweep_value"] for x in sel],
+                out.append({"label": f"{att.upper()} attention", "x": [x["sweep_value"] for x in sel],
                             "y": [x["tokens_per_s_per_gpu"] for x in sel], "hollow": [not x["fits"] for x in sel]})
     return out
 
@@ -79,7 +77,7 @@ def shared_plots(c: Comparison) -> list[tuple]:
         stacks = [("attention (+ dense)", st["attention_ms"]), ("experts (hottest GPU)", st["experts_ms"]),
                   ("transfers", st["transfers_ms"])]
         out.append(("plot", svg.stacked_bars(f"{st['label']}: time per layer, {st['phase']}", cats, stacks,
-                                             ylabel="ms per micro-batch", label_every=max(1, n // 12)),
+                                             ylabel="ms per micro-batch", label_every=max(1, n // 29)),
                     f"{st['workload']}; {st['micro_tokens']:,.0f} tokens per micro-batch; MoE layer index"))
     for hm in pd["heatmaps"]:
         nic = np.asarray(hm["nic_util"])

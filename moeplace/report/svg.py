@@ -1,4 +1,4 @@
-"""Plots as inline SVG text: line charts (log axes), stacked bars and heatmaps, no dependencies.
+"""Plots as inline SVG text: line charts (log axes), bar panels, stacked bars and heatmaps, no dependencies.
 
 Pure functions from numbers to an `<svg>` string, deterministic (fixed formatting, no ids from memory),
 readable offline. Every plot is an `<svg class="plot" data-marks="N">` with N its data marks, which the
@@ -82,35 +82,106 @@ class _Axis:
         return self.p0 + (x - self.lo) / ((self.hi - self.lo) or 1.0) * (self.p1 - self.p0)
 
 
+MARKERS = ("circle", "square", "triangle", "diamond", "down", "cross")
+DASHES = ("", "7 4", "2 3", "10 3 2 3", "4 2", "1 4")
+
+
+def _marker(kind: str, x: float, y: float, fill: str, color: str, r: float = 4.5) -> str:
+    style = f'fill="{fill}" stroke="{color}" stroke-width="1.5"'
+    if kind == "circle":
+        return f'<circle cx="{_num(x)}" cy="{_num(y)}" r="{r:.1f}" {style}/>'
+    if kind == "square":
+        return f'<rect x="{_num(x - r)}" y="{_num(y - r)}" width="{_num(2 * r)}" height="{_num(2 * r)}" {style}/>'
+    if kind == "cross":
+        d = f"{_num(x - r)},{_num(y)} {_num(x + r)},{_num(y)} {_num(x)},{_num(y)} {_num(x)},{_num(y - r)} " \
+            f"{_num(x)},{_num(y + r)}"
+        return f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="2.5"/>'
+    pts = {"triangle": ((0, -1.2), (1.1, 0.8), (-1.1, 0.8)), "down": ((0, 1.2), (1.1, -0.8), (-1.1, -0.8)),
+           "diamond": ((0, -1.3), (1.1, 0), (0, 1.3), (-1.1, 0))}[kind]
+    d = " ".join(f"{_num(x + a * r)},{_num(y + b * r)}" for a, b in pts)
+    return f'<polygon points="{d}" {style}/>'
+
+
 def line_chart(title: str, series: list[dict], *, xlabel: str, ylabel: str, xlog: bool = True, ylog: bool = True,
-               width: int = 560, height: int = 340) -> str:
-    """series: [{label, x: [..], y: [..], hollow: [bool ..] (optional: open markers)}]."""
-    extra = 16 * max(0, _legend_rows([s["label"] for s in series], 64, width) - 3)
+               width: int = 1360, height: int = 420, emphasis: str | None = None) -> str:
+    """series: [{label, x: [..], y: [..], hollow: [bool ..] (optional: open markers)}]. Each series has its own
+    colour, marker and dash pattern; the `emphasis` series (the seed design) is drawn last, thicker, on top."""
+    extra = 18 * max(0, _legend_rows([s["label"] for s in series], 64, width) - 2)
     height += extra
-    left, right, top, bottom = 64, 12, 28, 112 + extra
+    left, right, top, bottom = 72, 16, 30, 96 + extra
     xs = [v for s in series for v in s["x"]]
     ys = [v for s in series for v in s["y"] if v > 0 or not ylog]
     ax = _Axis(xs or [1, 10], xlog, (left, width - right), data_ticks=True)
     ay = _Axis(ys or [1, 10], ylog, (height - bottom, top))
     parts, marks = _frame(title, ax, ay, xlabel, ylabel, width, height, left, top, bottom), 0
-    for i, s in enumerate(series):
-        color = PALETTE[i % len(PALETTE)]
+    styles = [(PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)], DASHES[(i // 2) % len(DASHES)])
+              for i in range(len(series))]
+    order = sorted(range(len(series)), key=lambda i: series[i]["label"] == emphasis)
+    for i in order:
+        s, (color, marker, dash) = series[i], styles[i]
+        strong = s["label"] == emphasis
         pts = [(ax(x), ay(y)) for x, y in zip(s["x"], s["y"]) if y > 0 or not ylog]
         if len(pts) > 1:
             d = " ".join(f"{_num(x)},{_num(y)}" for x, y in pts)
-            parts.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="2"/>')
+            da = f' stroke-dasharray="{dash}"' if dash and not strong else ""
+            parts.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="{4 if strong else 2}"'
+                         f'{da}/>')
         hollow = s.get("hollow", [False] * len(s["x"]))
         for (x, y), h in zip(pts, hollow):
-            fill = "white" if h else color
-            parts.append(f'<circle cx="{_num(x)}" cy="{_num(y)}" r="3.5" fill="{fill}" stroke="{color}" '
-                         f'stroke-width="1.5"/>')
+            parts.append(_marker(marker, x, y, "white" if h else color, color, 6.0 if strong else 4.5))
             marks += 1
-    parts += _legend([s["label"] for s in series], left, height - bottom + 50, width)
+    labels = [s["label"] + (" (bold)" if s["label"] == emphasis else "") for s in series]
+    parts += _legend(labels, left, height - bottom + 50, width, styles)
     return _svg(title, width, height, parts, marks)
 
 
+def panel_bars(title: str, panels: list[dict], *, width: int = 1360, row: int = 22) -> str:
+    """Side-by-side horizontal bar panels sharing categories and series (the report's headline chart).
+
+    panels: [{title, unit, values: [[v per series] per category] (None: no bar, `missing` text instead),
+    better: "higher"|"lower"}]; categories and series names in `panels[0]["categories"]`, `["series"]`."""
+    cats, names = panels[0]["categories"], panels[0]["series"]
+    left, gap, top = 110, 24, 44
+    pw = (width - left - gap * len(panels)) / max(len(panels), 1)
+    group = row * len(names) + 10
+    plot_h = group * len(cats)
+    height = int(top + plot_h + 56)
+    parts = [_title(title, width)]
+    for i, cat in enumerate(cats):
+        parts.append(f'<text x="{left - 8}" y="{_num(top + i * group + group / 2)}" font-size="13" {FONT} '
+                     f'text-anchor="end" font-weight="bold">{escape(cat)}</text>')
+    marks = 0
+    for p, panel in enumerate(panels):
+        x0 = left + p * (pw + gap)
+        vals = [v for r in panel["values"] for v in r if v is not None]
+        vmax = max(vals) if vals and max(vals) > 0 else 1.0
+        better = "higher is better" if panel.get("better") == "higher" else "lower is better"
+        parts.append(f'<text x="{_num(x0 + pw / 2)}" y="{top - 10}" font-size="12" {FONT} text-anchor="middle">'
+                     f'{escape(panel["title"])} ({escape(panel["unit"])}; {better})</text>')
+        parts.append(f'<line x1="{_num(x0)}" y1="{top}" x2="{_num(x0)}" y2="{top + plot_h}" stroke="#333"/>')
+        for i, r in enumerate(panel["values"]):
+            for k, v in enumerate(r):
+                y = top + i * group + 5 + k * row
+                if v is None:
+                    parts.append(f'<text x="{_num(x0 + 6)}" y="{_num(y + row * 0.65)}" font-size="11" {FONT} '
+                                 f'fill="#666">{escape(panel.get("missing", "none fits memory"))}</text>')
+                    continue
+                w = max(1.0, v / vmax * (pw - 90))
+                parts.append(f'<rect x="{_num(x0)}" y="{_num(y)}" width="{_num(w)}" height="{row - 4}" '
+                             f'fill="{PALETTE[k % len(PALETTE)]}"/>')
+                parts.append(f'<text x="{_num(x0 + w + 4)}" y="{_num(y + row * 0.62)}" font-size="11" {FONT}>'
+                             f'{escape(fmt_value(v))}</text>')
+                marks += 1
+    parts += _legend(names, left, top + plot_h + 30, width)
+    return _svg(title, width, height, parts, marks)
+
+
+def fmt_value(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else (f"{v:,.1f}" if v >= 1 else f"{v:.3g}")
+
+
 def stacked_bars(title: str, categories: list[str], stacks: list[tuple[str, list[float]]], *, ylabel: str,
-                 width: int = 560, height: int = 320, label_every: int = 1) -> str:
+                 width: int = 1360, height: int = 340, label_every: int = 1) -> str:
     """Vertical bars, one per category, each split into the named stacks (non-negative values)."""
     left, right, top, bottom = 64, 12, 28, 84
     totals = [sum(v[i] for _, v in stacks) for i in range(len(categories))]
@@ -139,7 +210,7 @@ def stacked_bars(title: str, categories: list[str], stacks: list[tuple[str, list
 
 
 def hbars(title: str, categories: list[str], stacks: list[tuple[str, list[float]]], *, xlabel: str,
-          width: int = 720, row: int = 26) -> str:
+          width: int = 1100, row: int = 26) -> str:
     """Horizontal stacked bars: one row per category (e.g. bytes per token by tier per design)."""
     left, right, top = 250, 20, 28
     height = top + row * len(categories) + 90
@@ -246,22 +317,33 @@ def _frame(title, ax, ay, xlabel, ylabel, width, height, left, top, bottom) -> l
 def _legend_rows(labels: list[str], x0: float, width: int) -> int:
     rows, x = 1, x0
     for label in labels:
-        w = 22 + 6.2 * len(label)
+        w = 52 + 6.6 * len(label)
         if x + w > width and x > x0:
             rows, x = rows + 1, x0
         x += w
     return rows
 
 
-def _legend(labels: list[str], x0: float, y0: float, width: int) -> list[str]:
+def _legend(labels: list[str], x0: float, y0: float, width: int,
+            styles: list[tuple[str, str, str]] | None = None) -> list[str]:
+    """Colour boxes, or with `styles` (colour, marker, dash) a line sample with its marker."""
     parts, x, y = [], x0, y0
     for i, label in enumerate(labels):
-        w = 22 + 6.2 * len(label)
+        w = (52 if styles else 22) + 6.6 * len(label)
         if x + w > width and x > x0:
-            x, y = x0, y + 16
-        color = PALETTE[i % len(PALETTE)]
-        parts.append(f'<rect x="{_num(x)}" y="{_num(y - 9)}" width="12" height="10" fill="{color}"/>')
-        parts.append(f'<text x="{_num(x + 16)}" y="{_num(y)}" font-size="10" {FONT}>{escape(label)}</text>')
+            x, y = x0, y + 18
+        if styles:
+            color, marker, dash = styles[i]
+            da = f' stroke-dasharray="{dash}"' if dash else ""
+            parts.append(f'<line x1="{_num(x)}" y1="{_num(y - 4)}" x2="{_num(x + 36)}" y2="{_num(y - 4)}" '
+                         f'stroke="{color}" stroke-width="2"{da}/>')
+            parts.append(_marker(marker, x + 18, y - 4, color, color, 4.0))
+            tx = x + 42
+        else:
+            color = PALETTE[i % len(PALETTE)]
+            parts.append(f'<rect x="{_num(x)}" y="{_num(y - 9)}" width="12" height="10" fill="{color}"/>')
+            tx = x + 16
+        parts.append(f'<text x="{_num(tx)}" y="{_num(y)}" font-size="12" {FONT}>{escape(label)}</text>')
         x += w
     return parts
 

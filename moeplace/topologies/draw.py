@@ -119,6 +119,7 @@ def draw_fabric(fabric: Fabric, path: str | Path, *, detail: str = "auto") -> by
     fig = Figure(figsize=(min(20 if full else 40, max(8, 1.15 * width)), 2.0 + 1.6 * (top + headroom - 0.9)))
     ax = fig.add_subplot()
     cap_max = max((e[1] for e in edges.values()), default=1.0)
+    arc_labels = []  # (x, y, cables, gbps): drawn after the arcs, on top of them
     for (ka, kb), (cables, gbps) in sorted(edges.items(), key=lambda kv: repr(kv[0])):
         (xa, ya), (xb, yb) = pos[ka], pos[kb]
         lw = (0.3 + 1.5 * (gbps / cap_max) ** 0.5) if full else (0.4 + 3.5 * (gbps / cap_max) ** 0.5)
@@ -126,13 +127,14 @@ def draw_fabric(fabric: Fabric, path: str | Path, *, detail: str = "auto") -> by
             h = _arc_height(xb - xa)
             bez = MplPath([(xa, ya + 0.2), ((xa + xb) / 2, ya + 0.2 + 2 * h), (xb, yb + 0.2)],
                           [MplPath.MOVETO, MplPath.CURVE3, MplPath.CURVE3])
-            ax.add_patch(PathPatch(bez, fc="none", ec="#c0392b", lw=lw, alpha=0.6))
-            ax.text((xa + xb) / 2, ya + 0.2 + h, f"{cables}", fontsize=6, color="#c0392b", ha="center", va="bottom")
+            ax.add_patch(PathPatch(bez, fc="none", ec="#c0392b", lw=lw, alpha=0.6, zorder=1))
+            arc_labels.append(((xa + xb) / 2, ya + 0.2 + h, cables, gbps))
             continue
         ax.plot([xa, xb], [ya, yb], color="#34495e", lw=lw, alpha=0.55, zorder=1)
         if not full:
             ax.text(xa + 0.55 * (xb - xa), ya + 0.55 * (yb - ya), _fmt_capacity(gbps), fontsize=6, ha="center",
                     va="center", color="#2c3e50", bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+    _label_arcs(ax, arc_labels, width)
     colors = {0: "#d6eaf8", 1: "#d5f5e3", 2: "#fdebd0", 3: "#f5cba7"}
     for key, (row, _, text) in labels.items():
         x, y = pos[key]
@@ -154,6 +156,24 @@ def draw_fabric(fabric: Fabric, path: str | Path, *, detail: str = "auto") -> by
     with matplotlib.rc_context({"svg.hashsalt": "moeplace", "svg.fonttype": "none"}):
         fig.savefig(buf, format=fmt, dpi=150, metadata=meta)
     return buf.getvalue()
+
+
+def _label_arcs(ax, labels: list[tuple[float, float, int, float]], width: float) -> None:
+    """Dragonfly+ global links, with units. All group pairs alike (the generated fabrics): one label above
+    the highest arc, clear of every crossing; otherwise one label per arc at its apex, on a white box drawn
+    above all arcs."""
+    if not labels:
+        return
+    if len({(c, round(g, 6)) for _, _, c, g in labels}) == 1:
+        _, _, cables, gbps = labels[0]
+        y = max(y for _, y, _, _ in labels) + 0.12
+        ax.text(width / 2, y, f"global links: {cables} cables between every pair of groups "
+                              f"({_fmt_capacity(gbps)} per pair)",
+                fontsize=8, color="#c0392b", ha="center", va="bottom", zorder=4)
+        return
+    for x, y, cables, gbps in labels:
+        ax.text(x, y, f"{cables} cables, {_fmt_capacity(gbps)}", fontsize=6, color="#c0392b", ha="center",
+                va="center", zorder=4, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="#c0392b", lw=0.4))
 
 
 def _fmt_capacity(gbps: float) -> str:

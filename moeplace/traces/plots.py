@@ -91,7 +91,7 @@ def coact_png(stats: RoutingStats, title: str) -> bytes | None:
     idx = panels(stats.num_moe_layers)
     mats = [stats.coact_LEE[li] / np.maximum(stats.load_LE[li][:, None], 1) for li in idx]
     return _grid(mats, [f"layer {stats.layer_numbers[li]}" for li in idx],
-                 f"{title}: co-activation P(f | e)", "P(f also chosen | e chosen)")
+                 f"{title}: co-activation P(f | e), {drawn('coact.png', stats)}", "P(f also chosen | e chosen)")
 
 
 def trans_png(stats: RoutingStats, title: str) -> bytes | None:
@@ -101,4 +101,15 @@ def trans_png(stats: RoutingStats, title: str) -> bytes | None:
     idx = panels(stats.num_moe_layers - 1)
     mats = [stats.trans_LEE[li] / np.maximum(stats.trans_LEE[li].sum(axis=1, keepdims=True) / per, 1) for li in idx]
     labels = [f"layer {stats.layer_numbers[li]} -> {stats.layer_numbers[li + 1]}" for li in idx]
-    return _grid(mats, labels, f"{title}: transitions P(f at next layer | e)", "P(f next | e)")
+    return _grid(mats, labels, f"{title}: transitions P(f at next layer | e), {drawn('trans.png', stats)}",
+                 "P(f next | e)")
+
+
+def drawn(name: str, stats: RoutingStats) -> str:
+    """How much of the statistics a plot draws: "8 of 58 layers (evenly spaced)", "all 4 layers"."""
+    if name == "load.png":
+        n, what = stats.num_moe_layers, "layers"
+        return f"all {n} {what}"
+    n, what = (stats.num_moe_layers, "layers") if name == "coact.png" else (stats.num_moe_layers - 1, "layer pairs")
+    k = len(panels(n))
+    return f"all {n} {what}" if k == n else f"{k} of {n} {what} (evenly spaced)"

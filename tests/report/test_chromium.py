@@ -1,4 +1,6 @@
-"""report.html in headless Chromium: every plot renders, and the page logs nothing to the console.
+"""report.html in headless Chromium: every plot renders, the page logs nothing to the console, and the layout
+holds at 1400x900: the summary (headline chart and claims) within the first screen, every image decoded,
+nothing wider than the window.
 
 Needs Debian's `chromium` package (`apt-get install chromium`); skipped where it is absent.
 """
@@ -56,8 +58,28 @@ def test_every_plot_renders_without_console_errors(page, tmp_path):
     assert console == []
 
 
+def _layout(page, tmp_path) -> dict[str, str]:
+    r = _chromium(tmp_path, "--window-size=1400,900", "--hide-scrollbars", "--virtual-time-budget=5000", "--dump-dom",
+                  page.as_uri())
+    assert r.returncode == 0, r.stderr[-2000:]
+    root = re.search(r"<html[^>]*>", r.stdout).group(0)
+    return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', root))
+
+
+def test_layout_summary_on_the_first_screen_nothing_overflows(page, tmp_path):
+    attrs = _layout(page, tmp_path)
+    assert 0 < int(attrs["summary-bottom"]) <= 900, attrs
+    assert attrs["overflow-x"] == "0", attrs
+    assert attrs["images-decoded"] == attrs["images-expected"], attrs
+    text = page.read_text()
+    assert text.index('id="top-summary"') < text.index("<svg") < text.index('<td class="ok">' if '<td class="ok">' in
+                                                                             text else '<td class="bad">')
+
+
 def test_screenshot_is_drawn(page, tmp_path):
     shot = tmp_path / "shot.png"
-    r = _chromium(tmp_path, "--window-size=1400,3000", f"--screenshot={shot}", page.as_uri())
+    r = _chromium(tmp_path, "--window-size=1400,900", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri())
     assert r.returncode == 0, r.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 30_000
+    assert int.from_bytes(data[16:20], "big") == 1400 and int.from_bytes(data[20:24], "big") == 900

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -42,14 +43,28 @@ def test_writes_the_three_files(report):
 def test_report_md_names_inputs_and_ends_with_the_claims(report):
     md = (report / "report.md").read_text()
     h2 = [line for line in md.splitlines() if line.startswith("## ")]
-    assert h2[0] == "## Verdict" and h2[-1] == "## The seed's claims"
-    assert "## World `lab`" in h2 and "## Inputs" in h2
+    assert h2[:2] == ["## Summary", "## Verdict in words"] and h2[-1] == "## The seed's claims"
+    assert "## Hardware `lab`" in h2 and "## Inputs" in h2
     assert "## Sweep: batch = 1, 4" in h2 and "## Sweep: experts-per-gpu = 1, 2" in h2
     assert "calibrated profile" in md and "NVIDIA H100 80GB HBM3" in md
     for claim in ("all experts of a layer compute at once", "near-linear scaling",
                   "communication hidden by compute", "60% MFU"):
         assert f"| {claim} | `lab` | " in md
+        assert re.search(rf"^\| {claim} \| (holds|fails|n/a) \| (holds|fails|n/a) \|$", md, re.M), claim
+    assert "| claim of the seed design | lab: decode | lab: prefill |" in md
+    for word in ("BRIEF", "ANCHORS"):
+        assert word not in md and word not in (report / "report.html").read_text()
     assert "expert per GPU (seed, chain)" in md and "EP4, 2 experts/GPU (TP attention)" in md
+
+
+def test_tables_have_the_columns_they_need(report):
+    md = (report / "report.md").read_text()
+    prefill = md.split("prefill, 4 prompts, by prompt length")[1].split("\n\n")[1].splitlines()
+    assert prefill[0].startswith("| prompt tokens | design | scale |")
+    assert {line.split(" | ")[0].strip("| ") for line in prefill[2:]} >= {"512", "1,024", "2,048", "4,096"}
+    sweep = md.split("## Sweep: batch = 1, 4")[1].split("\n\n")[2].splitlines()
+    assert sweep[0].startswith("| hardware | batch | design |")
+    assert all(line.startswith("| `lab` | ") for line in sweep[2:])
 
 
 def test_comparison_json_has_every_row(report):

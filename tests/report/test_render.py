@@ -27,3 +27,14 @@ def test_html_is_self_contained_and_self_checking():
     assert "dataset.plotsRendered" in page
     for external in ("http://", "https://", "src=", "@import"):
         assert external not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_verdict_cells_are_coloured_and_keep_their_words():
+    page = html([("open", "top-summary"), ("h2", "Summary"),
+                 ("table", ["claim", "decode", "prefill", "x"], [["c", "holds", "fails", "n/a"]], ()), ("close",),
+                 ("nav",), ("h2", "Details")], "T")
+    assert '<td class="ok">holds</td>' in page and '<td class="bad">fails</td>' in page
+    assert '<td class="na">n/a</td>' in page
+    assert page.index('<section id="top-summary">') < page.index("</section>") < page.index("<nav>")
+    assert "markdown" not in markdown([("open", "s"), ("nav",), ("close",), ("p", "x")]) and \
+        markdown([("open", "s"), ("close",), ("p", "x")]) == "x\n"

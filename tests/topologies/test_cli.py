@@ -58,9 +58,24 @@ def test_draw_png_and_svg(tmp_path, capsys):
     assert run(["topology", "draw", "--topology", "dragonfly+", "--out", str(svg)], capsys)[0] == 0
     text = svg.read_text()
     assert text.startswith("<?xml") and "group 6" in text and "20 spines" in text
+    assert "global links: 80 cables between every pair of groups (16.0 Tb/s per pair)" in text
     code, _, err = run(["topology", "draw", "--out", str(tmp_path / "f.jpg")], capsys)
     jpg = tmp_path / "f.jpg"
     assert (code, err) == (2, f"error: {jpg}: unsupported picture type '.jpg' (use .png, .svg or .pdf)\n")
+
+
+def test_unequal_global_links_are_labelled_with_units_above_the_arcs():
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from moeplace.topologies.draw import _label_arcs
+
+    ax = Figure().add_subplot()
+    ax.plot([0, 1], [0, 1], zorder=1)
+    _label_arcs(ax, [(0.5, 1.0, 80, 16000.0), (1.5, 1.2, 40, 8000.0)], 3.0)
+    texts = sorted((t.get_text(), t.get_zorder()) for t in ax.texts)
+    assert texts == [("40 cables, 8.0 Tb/s", 4), ("80 cables, 16.0 Tb/s", 4)]
+    assert all(t.get_bbox_patch() is not None for t in ax.texts)
 
 
 def test_draw_is_deterministic(tmp_path, capsys):

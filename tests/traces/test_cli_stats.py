@@ -47,6 +47,7 @@ def test_show_prints_per_layer_measures_and_writes_heatmaps(tmp_path, capsys):
         assert word in text
     for name in ("load.png", "coact.png", "trans.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "coact.png (all 8 layers)" in text and "trans.png (all 7 layer pairs)" in text
     code, text, _ = run(["stats", "show", str(tmp_path / "c.csv"), "--json"], capsys)
     data = json.loads(text)
     assert data["num_tokens"] == 512 and len(data["measures"]["load_cv"]) == 8
@@ -162,3 +163,14 @@ def test_build_is_byte_identical_whatever_the_jobs_and_chunks(tmp_path, capsys):
     assert run(["stats", "build", str(FLAME_JSONL), "--num-experts", "64", "--jobs", "2", "--chunk-mb", "0.05",
                 "--keep-paths", "100", "-o", str(b)], capsys)[0] == 0
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_plots_say_how_many_layers_they_draw():
+    from types import SimpleNamespace
+
+    from moeplace.traces.plots import drawn
+
+    seed = SimpleNamespace(num_moe_layers=58)
+    assert drawn("coact.png", seed) == "8 of 58 layers (evenly spaced)"
+    assert drawn("trans.png", seed) == "8 of 57 layer pairs (evenly spaced)"
+    assert drawn("load.png", seed) == "all 58 layers"
