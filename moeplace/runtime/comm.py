@@ -14,8 +14,8 @@ from typing import Any
 
 from moeplace.runtime.deps import import_torch
 from moeplace.runtime.failure import PeerFailure, Watchdog
-from moeplace.runtime.identity import Identity
-from moeplace.runtime.schedule import Transfer
+from moeplace.runmodel.identity import Identity
+from moeplace.runmodel.schedule import Transfer
 
 torch = import_torch()
 dist = torch.distributed

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")  # c10d's retry chatter would bury the one-line cause
     args = parse_args(argv)
     from moeplace.launch.manifest import Manifest
-    from moeplace.runtime.identity import LaunchError, check_manifest, resolve_identity
+    from moeplace.runmodel.identity import LaunchError, check_manifest, resolve_identity
 
     path = Path(args.manifest)
     try:
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:
         die(None, str(exc), EXIT_LAUNCH)
         return
-    from moeplace.runtime.run import RunConfig, execute
+    from moeplace.runtime.rank_run import RunConfig, execute
 
     cfg = RunConfig(out=Path(args.out), steps=args.steps, warmup=args.warmup, device=args.device, dtype=args.dtype,
                     tokens=args.tokens, micro_batches=args.micro_batches, routing_steps=args.routing_steps,

@@ -18,8 +18,8 @@ import numpy as np
 
 from moeplace.runtime.comm import Comm
 from moeplace.runtime.deps import import_torch
-from moeplace.runtime.runner import ExpertRunner
-from moeplace.runtime.schedule import RankSchedule, Transfer
+from moeplace.runtime.expert_runner import ExpertRunner
+from moeplace.runmodel.schedule import RankSchedule, Transfer
 
 torch = import_torch()
 

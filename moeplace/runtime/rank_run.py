@@ -17,15 +17,15 @@ from moeplace.launch.manifest import Manifest
 from moeplace.runtime.collect import reference_check, summarize
 from moeplace.runtime.comm import Comm
 from moeplace.runtime.deps import import_torch
-from moeplace.runtime.engine import Engine, StepClock
+from moeplace.runtime.generic_engine import Engine, StepClock
 from moeplace.runtime.experts import DTYPES, load_expert, seeded_expert
 from moeplace.runtime.failure import Watchdog
-from moeplace.runtime.identity import Identity, cuda_index
-from moeplace.runtime.profilefit import default_transport
-from moeplace.runtime.run_ep import FusedRun, fused_eligible
-from moeplace.runtime.runner import ExpertRunner
-from moeplace.runtime.schedule import rank_schedule
-from moeplace.runtime.workload import assign_ranks, draw_routing, rank_nodes, rank_table
+from moeplace.runmodel.identity import Identity, cuda_index
+from moeplace.runmodel.profilefit import default_transport
+from moeplace.runtime.fused_engine import FusedRun, fused_eligible
+from moeplace.runtime.expert_runner import ExpertRunner
+from moeplace.runmodel.schedule import rank_schedule
+from moeplace.runmodel.workload import assign_ranks, draw_routing, rank_nodes, rank_table
 
 torch = import_torch()
 
