@@ -34,11 +34,11 @@ import numpy as np
 
 from moeplace.costmodel.comm import Rates, step_us
 from moeplace.costmodel.compute import expert_us
+from moeplace.costmodel.fusedstep import FusedCharge, fused_charge, layer_us, step_start_us
 from moeplace.costmodel.profile import HardwareProfile
 from moeplace.costmodel.transfers import flow_transfers
 from moeplace.errors import InputError
 from moeplace.evaluation import PlanProblem, load_plan_problem
-from moeplace.costmodel.fusedstep import FusedCharge, fused_charge, layer_us, step_start_us
 from moeplace.runmodel.measured import Measured
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}

@@ -12,9 +12,9 @@ from moeplace.launch.manifest import Manifest
 from moeplace.placement.flows import get_flow
 from moeplace.runtime.counted import LAYOUTS, tune_counted
 from moeplace.runtime.deps import import_torch
-from moeplace.runtime.generic_engine import StepClock
 from moeplace.runtime.epstep import EpStep
 from moeplace.runtime.expertops import tune_expert
+from moeplace.runtime.timing import StepClock
 
 torch = import_torch()
 

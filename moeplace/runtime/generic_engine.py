@@ -9,40 +9,18 @@ overlaps micro-batch 1's experts; the host never waits inside a step.
 
 from __future__ import annotations
 
-import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from moeplace.runmodel.schedule import RankSchedule, Transfer
 from moeplace.runtime.comm import Comm
 from moeplace.runtime.deps import import_torch
 from moeplace.runtime.expert_runner import ExpertRunner
-from moeplace.runmodel.schedule import RankSchedule, Transfer
+from moeplace.runtime.timing import StepClock
 
 torch = import_torch()
-
-
-@dataclass
-class StepClock:
-    """Per-step durations on this rank: CUDA events on GPU, the host clock on CPU (gloo blocks)."""
-
-    cuda: bool
-    marks: list = field(default_factory=list)
-
-    def mark(self) -> None:
-        if self.cuda:
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            self.marks.append(ev)
-        else:
-            self.marks.append(time.perf_counter())
-
-    def durations_us(self, pairs: list[tuple[int, int]]) -> list[float]:
-        if self.cuda:
-            return [self.marks[a].elapsed_time(self.marks[b]) * 1e3 for a, b in pairs]
-        return [(self.marks[b] - self.marks[a]) * 1e6 for a, b in pairs]
 
 
 class Engine:

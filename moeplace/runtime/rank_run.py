@@ -1,4 +1,6 @@
-"""One rank's run: rendezvous, experts, routing, schedules, warm-up, timed steps, results (rank 0: measured.json)."""
+"""One rank's run, in named steps: set up (device, process group, rendezvous), build the experts, draw the
+work (routing, schedules), build the step (fused or generic), warm up, measure (layer by layer, then whole
+steps), the reference check's outputs, collect this rank's result and write (rank 0: measured.json)."""
 
 from __future__ import annotations
 
@@ -14,18 +16,19 @@ import numpy as np
 from moeplace.errors import InputError
 from moeplace.fileio import dumps_json, write_text
 from moeplace.launch.manifest import Manifest
+from moeplace.runmodel.identity import Identity, cuda_index
+from moeplace.runmodel.schedule import RankSchedule, rank_schedule
+from moeplace.runmodel.workload import StepRouting, assign_ranks, draw_routing, rank_nodes, rank_table
 from moeplace.runtime.collect import reference_check, summarize
 from moeplace.runtime.comm import Comm
 from moeplace.runtime.deps import import_torch
-from moeplace.runtime.generic_engine import Engine, StepClock
+from moeplace.runtime.expert_runner import ExpertRunner
 from moeplace.runtime.experts import DTYPES, load_expert, seeded_expert
 from moeplace.runtime.failure import Watchdog
-from moeplace.runmodel.identity import Identity, cuda_index
-from moeplace.runmodel.profilefit import default_transport
 from moeplace.runtime.fused_engine import FusedRun, fused_eligible
-from moeplace.runtime.expert_runner import ExpertRunner
-from moeplace.runmodel.schedule import rank_schedule
-from moeplace.runmodel.workload import assign_ranks, draw_routing, rank_nodes, rank_table
+from moeplace.runtime.generic_engine import Engine
+from moeplace.runtime.timing import StepClock
+from moeplace.runtime.transports import pick_transport
 
 torch = import_torch()
 
@@ -95,8 +98,149 @@ def _fault(rank: int, step: int) -> None:
             time.sleep(3600)
 
 
+@dataclass
+class Rank:
+    """What every step of one rank's run shares."""
+
+    manifest: Manifest
+    ident: Identity
+    cfg: RunConfig
+    state: dict
+    device: object
+    device_name: str
+    dtype_name: str
+    dtype: object
+    comm: Comm
+    tokens: int
+    micro_batches: int
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def at(self, where: str, *, arm: bool = False) -> None:
+        """Name the step the rank is in (what a failure reports); `arm`: under the collective watchdog."""
+        self.state["where"] = where
+        if arm:
+            self.comm.watchdog.arm(self.manifest.timeouts.collective_s, where)
+
+    def sync(self) -> None:
+        """Wait for the device under the watchdog, then disarm it."""
+        self.comm.watchdog.arm(self.manifest.timeouts.collective_s, self.state["where"])
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        self.comm.watchdog.disarm()
+
+
+@dataclass
+class Work:
+    """The run's routing draws, this rank's schedules per draw and micro-batch, and the step's input."""
+
+    routing: list[StepRouting]
+    schedules: list[list[RankSchedule]]
+    x0: object
+    ingress: list
+
+
+class GenericStep:
+    """The generic engine on the schedules: any flow, any placement; counts what `Comm.start` sends."""
+
+    engine, transport = "generic", "p2p"
+
+    def __init__(self, run: Rank, runners: list[ExpertRunner], work: Work) -> None:
+        cap = max(1, -(-run.manifest.buffers.capacity_tokens_per_peer // run.micro_batches))
+        self.executor = Engine(run.comm, runners, run.dtype, run.device, cap)
+        run.at("capturing CUDA graphs" if run.cuda and run.cfg.graphs else "preparing")
+        self.executor.prepare([s for v in work.schedules for s in v])
+        self.work = work
+        self.capacity_rows_per_peer = self.expert_rows = None
+
+    def __call__(self, v: int, clock: StepClock | None = None, layer_sync: bool = False):
+        return self.executor.step(self.work.schedules[v % len(self.work.schedules)], self.work.ingress, clock=clock,
+                                 layer_sync=layer_sync)
+
+    def start_counting(self) -> None:
+        self.executor.overflow_rows = 0
+
+    def overflow_of_step(self) -> float:
+        """Rows beyond capacity in the layer-by-layer step just run (the generic engine counts its own)."""
+        return 0.0
+
+    def overflow(self, counted: float, steps: int) -> float:
+        """Over the timed steps: rows the transfers sent beyond capacity, per step."""
+        return self.executor.overflow_rows / max(1, steps * 2)
+
+    def bytes_to_node(self, run: Rank, sent_bytes: dict[int, float]) -> dict[int, float]:
+        """Counted by `Comm.start` over the 2 x steps timed steps, per step."""
+        node_of = {r.rank: r.node for r in run.manifest.ranks}
+        out: dict[int, float] = {}
+        for peer, nbytes in sent_bytes.items():
+            out[node_of[peer]] = out.get(node_of[peer], 0.0) + nbytes / max(1, 2 * run.cfg.steps)
+        return out
+
+    def outputs(self, tables) -> list:
+        return [(s.out_tokens, t.float().cpu().numpy()) for s, t in zip(self.work.schedules[0], tables)]
+
+
+class FusedStep:
+    """The fused EP step (`fused_engine.FusedRun`): whole [W x C] buffers on the chosen transport."""
+
+    engine = "epstep"
+
+    def __init__(self, run: Rank, runners: list[ExpertRunner], work: Work) -> None:
+        run.at("building the fused step (tuning experts, capturing graphs)")
+        self.transport = pick_transport(run.cfg.transport, run.manifest, run.comm.device, run.micro_batches)
+        self.fused = FusedRun(run.manifest, run.ident.rank, [r.expert for r in runners], work.routing, work.x0,
+                            micro_batches=run.micro_batches, transport=self.transport, device=run.device,
+                            dtype=run.dtype, graphs=run.cfg.graphs)
+        self.comm = run.comm
+        self.capacity_rows_per_peer = self.fused.layers[0].C
+        self.expert_rows = round(self.fused.received_rows, 2) if all(self.fused.counted) else None
+
+    def __call__(self, v: int, clock: StepClock | None = None, layer_sync: bool = False):
+        self.fused.load(v)
+        return self.fused.step(self.comm, clock, layer_sync)
+
+    def start_counting(self) -> None:
+        pass
+
+    def overflow_of_step(self) -> float:
+        """The largest per-peer count above C in the step just run (a host sync)."""
+        return max(0, self.fused.overflow())
+
+    def overflow(self, counted: float, steps: int) -> float:
+        """The sum of `overflow_of_step` over the layer-by-layer steps."""
+        return counted
+
+    def bytes_to_node(self, run: Rank, sent_bytes: dict[int, float]) -> dict[int, float]:
+        """The fused step sends whole [W x C] buffers: 2 M C rows per peer per layer."""
+        node_of = {r.rank: r.node for r in run.manifest.ranks}
+        row_bytes = run.manifest.model.hidden * torch.tensor([], dtype=run.dtype).element_size()
+        out: dict[int, float] = {}
+        for step in self.fused.layers:
+            for p in range(run.manifest.world_size):
+                if p != run.ident.rank:
+                    out[node_of[p]] = out.get(node_of[p], 0.0) + 2.0 * step.M * step.C * row_bytes
+        return out
+
+    def outputs(self, tables) -> list:
+        return [(self.fused.out_tokens, tables.float().cpu().numpy())]
+
+
 def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) -> None:
-    model, rank, world = manifest.model, ident.rank, manifest.world_size
+    run = set_up(manifest, ident, cfg, state)
+    runners = build_experts(run)
+    work = draw_work(run)
+    step = build_step(run, runners, work)
+    warm_up(run, step)
+    timings = measure(run, step)
+    outputs = check_outputs(run, step) if cfg.check else None
+    result = rank_result(run, step, timings)
+    write_results(run, work, result, outputs)
+
+
+def set_up(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) -> Rank:
+    """The device and its threads, the process group, the failure hooks, and the rendezvous."""
     device = pick_device(cfg.device, ident.entry.local_gpu)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -104,7 +248,7 @@ def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) ->
         per_host = sum(1 for r in manifest.ranks if r.host == ident.entry.host)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // per_host))
     dname = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})"
-    dtype_name, dtype = pick_dtype(cfg.dtype, model.dtype, device)
+    dtype_name, dtype = pick_dtype(cfg.dtype, manifest.model.dtype, device)
     comm = Comm(ident, device, "nccl" if device.type == "cuda" else "gloo", manifest.timeouts.collective_s)
 
     def on_exit(message: str) -> None:
@@ -112,126 +256,125 @@ def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) ->
             _rank_file(cfg, ident, "failed", dname, error=message)
         finally:
             comm.report_failure(message)
-            if rank == 0 and not ident.use_agent_store:
+            if ident.rank == 0 and not ident.use_agent_store:
                 time.sleep(1.5)  # this process hosts the store: let the others read why before it goes
 
     state["on_exit"] = on_exit
     state["peer_failure"] = comm.peer_failure
-    comm.watchdog = Watchdog(rank, poll=comm.peer_failure, on_exit=on_exit)
-    state["where"] = "rendezvous"
-    comm.rendezvous(manifest.timeouts.startup_s)
-
-    state["where"] = "building experts"
-    slots = {(e.moe_layer, e.expert): i for i, e in enumerate(ident.entry.experts)}
+    comm.watchdog = Watchdog(ident.rank, poll=comm.peer_failure, on_exit=on_exit)
     T = cfg.tokens or manifest.buffers.tokens_per_step
-    M = max(1, min(cfg.micro_batches or manifest.buffers.micro_batches, T))
-    make = (lambda ml, e: load_expert(cfg.weights, model, ml, e, dtype=dtype, device=device)) if cfg.weights else \
-        (lambda ml, e: seeded_expert(model, ml, e, seed=manifest.routing.seed, dtype=dtype, device=device))
-    runners = [ExpertRunner(make(e.moe_layer, e.expert), graphs=cfg.graphs, max_tokens=T) for e in ident.entry.experts]
+    run = Rank(manifest, ident, cfg, state, device, dname, dtype_name, dtype, comm, tokens=T,
+               micro_batches=max(1, min(cfg.micro_batches or manifest.buffers.micro_batches, T)))
+    run.at("rendezvous")
+    comm.rendezvous(manifest.timeouts.startup_s)
+    return run
 
-    state["where"] = "drawing routing"
-    routing = draw_routing(manifest, T, max(1, cfg.routing_steps), base=cfg.manifest_dir)
+
+def build_experts(run: Rank) -> list[ExpertRunner]:
+    """This rank's experts (from the checkpoint, else seeded), each behind its CUDA graphs."""
+    run.at("building experts")
+    m, cfg, seed = run.manifest.model, run.cfg, run.manifest.routing.seed
+    make = (lambda ml, e: load_expert(cfg.weights, m, ml, e, dtype=run.dtype, device=run.device)) if cfg.weights \
+        else (lambda ml, e: seeded_expert(m, ml, e, seed=seed, dtype=run.dtype, device=run.device))
+    return [ExpertRunner(make(e.moe_layer, e.expert), graphs=cfg.graphs, max_tokens=run.tokens)
+            for e in run.ident.entry.experts]
+
+
+def draw_work(run: Rank) -> Work:
+    """The routing draws, this rank's schedule of each draw and micro-batch, and the seeded input."""
+    run.at("drawing routing")
+    manifest, rank, T = run.manifest, run.ident.rank, run.tokens
+    slots = {(e.moe_layer, e.expert): i for i, e in enumerate(run.ident.entry.experts)}
+    routing = draw_routing(manifest, T, max(1, run.cfg.routing_steps), base=run.cfg.manifest_dir)
     ranks_LER, replicas_LE = rank_table(manifest)
     ids = np.arange(T, dtype=np.int64)
-    parts = np.array_split(ids, M)
+    parts = np.array_split(ids, run.micro_batches)
     node_R, local_R = rank_nodes(manifest)
     scheds = []
     for r in routing:
         rank_TLK = assign_ranks(r.paths_TLK, ranks_LER, replicas_LE, ids)
-        scheds.append([rank_schedule(manifest.flow, rank, world, p, r.paths_TLK[p], rank_TLK[p], r.gates_TLK[p], slots,
-                                     node_R, local_R) for p in parts])
-    x0 = seeded_input(T, model.hidden, manifest.routing.seed).to(device=device, dtype=dtype)
-    ingress = [x0[p[0]:p[-1] + 1] for p in parts]
-    reason = fused_eligible(manifest, T, M) if device.type == "cuda" else "the fused step needs CUDA"
-    if cfg.engine == "epstep" and reason:
+        scheds.append([rank_schedule(manifest.flow, rank, manifest.world_size, p, r.paths_TLK[p], rank_TLK[p],
+                                     r.gates_TLK[p], slots, node_R, local_R) for p in parts])
+    x0 = seeded_input(T, manifest.model.hidden, manifest.routing.seed).to(device=run.device, dtype=run.dtype)
+    return Work(routing, scheds, x0, [x0[p[0]:p[-1] + 1] for p in parts])
+
+
+def build_step(run: Rank, runners: list[ExpertRunner], work: Work) -> GenericStep | FusedStep:
+    """The fused step where it can run (`--engine auto|epstep`), else the generic engine."""
+    reason = fused_eligible(run.manifest, run.tokens, run.micro_batches) if run.cuda else "the fused step needs CUDA"
+    if run.cfg.engine == "epstep" and reason:
         raise InputError(f"--engine epstep: {reason}", field="--engine")
-    fused = None
-    if cfg.engine != "generic" and reason is None:
-        state["where"] = "building the fused step (tuning experts, capturing graphs)"
-        transport = _transport(cfg.transport, manifest, comm, M)
-        experts = [r.expert for r in runners]
-        fused = FusedRun(manifest, rank, experts, routing, x0, micro_batches=M, transport=transport, device=device,
-                         dtype=dtype, graphs=cfg.graphs)
-        state["engine"], state["transport"] = "epstep", transport
-        step_fn = lambda v, clock=None, layer_sync=False: (fused.load(v), fused.step(comm, clock, layer_sync))[1]  # noqa: E731
-    else:
-        cap = max(1, -(-manifest.buffers.capacity_tokens_per_peer // M))
-        engine = Engine(comm, runners, dtype, device, cap)
-        state["where"] = "capturing CUDA graphs" if device.type == "cuda" and cfg.graphs else "preparing"
-        engine.prepare([s for v in scheds for s in v])
-        state["engine"], state["transport"] = "generic", "p2p"
-        step_fn = lambda v, clock=None, layer_sync=False: engine.step(scheds[v % len(scheds)], ingress, clock=clock,  # noqa: E731
-                                                                      layer_sync=layer_sync)
+    step = FusedStep(run, runners, work) if run.cfg.engine != "generic" and reason is None else \
+        GenericStep(run, runners, work)
+    run.state["engine"], run.state["transport"] = step.engine, step.transport
+    return step
 
-    def sync(what: str) -> None:
-        comm.watchdog.arm(manifest.timeouts.collective_s, what)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        comm.watchdog.disarm()
 
-    L = model.num_moe_layers
-    for i in range(cfg.warmup):
-        state["where"] = f"warm-up step {i}"
-        comm.watchdog.arm(manifest.timeouts.collective_s, state["where"])
-        step_fn(i, layer_sync=i % 2 == 1)
-        sync(state["where"])
-    overflow = 0.0
-    if fused is None:
-        engine.overflow_rows = 0
-    comm.sent_bytes = {}  # the transports count what the timed steps send
-    layer_us, step_us = [], []
-    for i in range(cfg.steps):
-        state["where"] = f"timed step {i} (layer by layer)"
-        comm.watchdog.arm(manifest.timeouts.collective_s, state["where"])
-        _fault(rank, i)
-        clock = StepClock(device.type == "cuda")
-        step_fn(i, clock=clock, layer_sync=True)
-        sync(state["where"])
+def warm_up(run: Rank, step: GenericStep | FusedStep) -> None:
+    """Untimed steps, every other one layer by layer (both timed modes get warm)."""
+    for i in range(run.cfg.warmup):
+        run.at(f"warm-up step {i}", arm=True)
+        step(i, layer_sync=i % 2 == 1)
+        run.sync()
+
+
+@dataclass
+class Timings:
+    layer_us: list[list[float]]
+    step_us: list[float]
+    overflow: float
+    sent_bytes: dict[int, float]
+
+
+def measure(run: Rank, step: GenericStep | FusedStep) -> Timings:
+    """`steps` steps layer by layer (a barrier before each layer), then `steps` whole steps."""
+    L, cuda = run.manifest.model.num_moe_layers, run.cuda
+    step.start_counting()
+    run.comm.sent_bytes = {}  # the transports count what the timed steps send
+    layer_us, step_us, overflow = [], [], 0.0
+    for i in range(run.cfg.steps):
+        run.at(f"timed step {i} (layer by layer)", arm=True)
+        _fault(run.ident.rank, i)
+        clock = StepClock(cuda)
+        step(i, clock=clock, layer_sync=True)
+        run.sync()
         layer_us.append(clock.durations_us([(2 * l, 2 * l + 1) for l in range(L)]))
-        if fused is not None:
-            overflow += max(0, fused.overflow())
-    for i in range(cfg.steps):
-        state["where"] = f"timed step {i} (whole step)"
-        comm.watchdog.arm(manifest.timeouts.collective_s, state["where"])
-        clock = StepClock(device.type == "cuda")
-        comm.barrier(hold_us=300.0)
+        overflow += step.overflow_of_step()
+    for i in range(run.cfg.steps):
+        run.at(f"timed step {i} (whole step)", arm=True)
+        clock = StepClock(cuda)
+        run.comm.barrier(hold_us=300.0)
         clock.mark()
-        step_fn(i, clock=clock)
+        step(i, clock=clock)
         clock.mark()
-        sync(state["where"])
+        run.sync()
         step_us.append(clock.durations_us([(0, 1)])[0])
-    if fused is None:
-        overflow = engine.overflow_rows / max(1, cfg.steps * 2)
-    sent_bytes = dict(comm.sent_bytes)  # the 2 x steps timed steps (not the check's)
-    outputs = None
-    if cfg.check:
-        state["where"] = "the reference check"
-        comm.watchdog.arm(manifest.timeouts.collective_s, state["where"])
-        tables = step_fn(0)
-        sync(state["where"])
-        if fused is not None:
-            outputs = [(fused.out_tokens, tables.float().cpu().numpy())]
-        else:
-            outputs = [(s.out_tokens, t.float().cpu().numpy()) for s, t in zip(scheds[0], tables)]
+    # sent bytes: the 2 x steps timed steps (not the check's)
+    return Timings(layer_us, step_us, step.overflow(overflow, run.cfg.steps), dict(run.comm.sent_bytes))
 
-    state["where"] = "collecting results"
-    node_of = {r.rank: r.node for r in manifest.ranks}
-    bytes_to_node: dict[int, float] = {}
-    if fused is None:  # counted by Comm.start over the 2 x steps timed steps
-        for peer, nbytes in sent_bytes.items():
-            bytes_to_node[node_of[peer]] = bytes_to_node.get(node_of[peer], 0.0) + nbytes / max(1, 2 * cfg.steps)
-    else:  # the fused step sends whole [W x C] buffers: 2 M C rows per peer per layer
-        row_bytes = model.hidden * torch.tensor([], dtype=dtype).element_size()
-        for step in fused.layers:
-            for p in range(world):
-                if p != rank:
-                    bytes_to_node[node_of[p]] = bytes_to_node.get(node_of[p], 0.0) + 2.0 * step.M * step.C * row_bytes
-    result = {"layer_us": layer_us, "step_us": step_us, "bytes_to_node": bytes_to_node, "host": ident.host,
-              "local_gpu": ident.entry.local_gpu, "node": ident.entry.node, "overflow": overflow,
-              "engine": state["engine"], "transport": state["transport"],
-              "capacity_rows_per_peer": fused.layers[0].C if fused is not None else None,
-              "expert_rows": (round(fused.received_rows, 2) if fused is not None and all(fused.counted) else None)}
-    comm.watchdog.arm(manifest.timeouts.collective_s + 30.0, state["where"])
+
+def check_outputs(run: Rank, step: GenericStep | FusedStep) -> list:
+    """One more step on the first routing draw: (home tokens, rows) per micro-batch, for the reference check."""
+    run.at("the reference check", arm=True)
+    tables = step(0)
+    run.sync()
+    return step.outputs(tables)
+
+
+def rank_result(run: Rank, step: GenericStep | FusedStep, t: Timings) -> dict:
+    run.at("collecting results")
+    ident = run.ident
+    return {"layer_us": t.layer_us, "step_us": t.step_us, "bytes_to_node": step.bytes_to_node(run, t.sent_bytes),
+            "host": ident.host, "local_gpu": ident.entry.local_gpu, "node": ident.entry.node, "overflow": t.overflow,
+            "engine": run.state["engine"], "transport": run.state["transport"],
+            "capacity_rows_per_peer": step.capacity_rows_per_peer, "expert_rows": step.expert_rows}
+
+
+def write_results(run: Rank, work: Work, result: dict, outputs: list | None) -> None:
+    """Every rank posts its result (and outputs) to the store; rank 0 gathers them, checks against the
+    reference and writes measured.json; every rank writes its rank file."""
+    manifest, comm, cfg, rank = run.manifest, run.comm, run.cfg, run.ident.rank
+    comm.watchdog.arm(manifest.timeouts.collective_s + 30.0, run.state["where"])
     comm.store.set(f"result/{rank}", json.dumps(result))
     if outputs is not None:
         for m, (tok, arr) in enumerate(outputs):
@@ -239,36 +382,16 @@ def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) ->
         comm.store.set(f"out/{rank}/n", str(len(outputs)))
     if rank == 0:
         results = {}
-        for r in range(world):
+        for r in range(manifest.world_size):
             comm.store.wait([f"result/{r}"])
             results[r] = json.loads(comm.store.get(f"result/{r}"))
-        check = reference_check(manifest, cfg, comm, T, dtype_name, routing[0], x0) if cfg.check else None
-        measured = summarize(manifest, cfg, results, dname, comm.backend, dtype_name, M, T, len(scheds), check)
+        check = reference_check(manifest, cfg, comm, run.tokens, run.dtype_name, work.routing[0], work.x0) \
+            if cfg.check else None
+        measured = summarize(manifest, cfg, results, run.device_name, comm.backend, run.dtype_name, run.micro_batches,
+                             run.tokens, len(work.schedules), check)
         write_text(cfg.out / "measured.json", dumps_json(measured.model_dump(mode="json")))
         if check is not None and not check.passed:
             raise RuntimeError(f"the result differs from the reference: relative error {check.rel_err:.3g} > "
                                f"{check.tolerance:g}")
     comm.watchdog.disarm()
-    _rank_file(cfg, ident, "ok", dname)
-
-
-def _transport(choice: str, manifest: Manifest, comm: Comm, micro_batches: int) -> str:
-    """`profilefit.default_transport` inside one node with symmetric memory (agreed by all ranks), else NCCL."""
-    if choice == "nccl" or len(manifest.hosts) > 1 or (choice == "auto" and default_transport(
-            manifest.world_size, micro_batches) == "nccl"):
-        return "nccl"
-    try:
-        import torch.distributed._symmetric_memory as symm_mem
-
-        ok = hasattr(symm_mem, "empty") and hasattr(symm_mem, "rendezvous")
-    except ImportError:
-        ok = False
-    flag = torch.tensor([1.0 if ok else 0.0], device=comm.device)
-    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-    if flag.item() < 1.0:
-        if choice != "auto":
-            raise InputError(f"--transport {choice}: this PyTorch build has no symmetric memory", field="--transport")
-        return "nccl"
-    if choice != "auto":
-        return choice
-    return default_transport(manifest.world_size, micro_batches)
+    _rank_file(cfg, run.ident, "ok", run.device_name)
