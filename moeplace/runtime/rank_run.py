@@ -25,10 +25,9 @@ from moeplace.runtime.deps import import_torch
 from moeplace.runtime.expert_runner import ExpertRunner
 from moeplace.runtime.experts import DTYPES, load_expert, seeded_expert
 from moeplace.runtime.failure import Watchdog
-from moeplace.runtime.fused_engine import FusedRun, fused_eligible
-from moeplace.runtime.generic_engine import Engine
+from moeplace.runtime.fused_engine import FusedStep, fused_eligible
+from moeplace.runtime.generic_engine import GenericStep
 from moeplace.runtime.timing import StepClock
-from moeplace.runtime.transports import pick_transport
 
 torch = import_torch()
 
@@ -140,91 +139,6 @@ class Work:
     schedules: list[list[RankSchedule]]
     x0: object
     ingress: list
-
-
-class GenericStep:
-    """The generic engine on the schedules: any flow, any placement; counts what `Comm.start` sends."""
-
-    engine, transport = "generic", "p2p"
-
-    def __init__(self, run: Rank, runners: list[ExpertRunner], work: Work) -> None:
-        cap = max(1, -(-run.manifest.buffers.capacity_tokens_per_peer // run.micro_batches))
-        self.executor = Engine(run.comm, runners, run.dtype, run.device, cap)
-        run.at("capturing CUDA graphs" if run.cuda and run.cfg.graphs else "preparing")
-        self.executor.prepare([s for v in work.schedules for s in v])
-        self.work = work
-        self.capacity_rows_per_peer = self.expert_rows = None
-
-    def __call__(self, v: int, clock: StepClock | None = None, layer_sync: bool = False):
-        return self.executor.step(self.work.schedules[v % len(self.work.schedules)], self.work.ingress, clock=clock,
-                                 layer_sync=layer_sync)
-
-    def start_counting(self) -> None:
-        self.executor.overflow_rows = 0
-
-    def overflow_of_step(self) -> float:
-        """Rows beyond capacity in the layer-by-layer step just run (the generic engine counts its own)."""
-        return 0.0
-
-    def overflow(self, counted: float, steps: int) -> float:
-        """Over the timed steps: rows the transfers sent beyond capacity, per step."""
-        return self.executor.overflow_rows / max(1, steps * 2)
-
-    def bytes_to_node(self, run: Rank, sent_bytes: dict[int, float]) -> dict[int, float]:
-        """Counted by `Comm.start` over the 2 x steps timed steps, per step."""
-        node_of = {r.rank: r.node for r in run.manifest.ranks}
-        out: dict[int, float] = {}
-        for peer, nbytes in sent_bytes.items():
-            out[node_of[peer]] = out.get(node_of[peer], 0.0) + nbytes / max(1, 2 * run.cfg.steps)
-        return out
-
-    def outputs(self, tables) -> list:
-        return [(s.out_tokens, t.float().cpu().numpy()) for s, t in zip(self.work.schedules[0], tables)]
-
-
-class FusedStep:
-    """The fused EP step (`fused_engine.FusedRun`): whole [W x C] buffers on the chosen transport."""
-
-    engine = "epstep"
-
-    def __init__(self, run: Rank, runners: list[ExpertRunner], work: Work) -> None:
-        run.at("building the fused step (tuning experts, capturing graphs)")
-        self.transport = pick_transport(run.cfg.transport, run.manifest, run.comm.device, run.micro_batches)
-        self.fused = FusedRun(run.manifest, run.ident.rank, [r.expert for r in runners], work.routing, work.x0,
-                            micro_batches=run.micro_batches, transport=self.transport, device=run.device,
-                            dtype=run.dtype, graphs=run.cfg.graphs)
-        self.comm = run.comm
-        self.capacity_rows_per_peer = self.fused.layers[0].C
-        self.expert_rows = round(self.fused.received_rows, 2) if all(self.fused.counted) else None
-
-    def __call__(self, v: int, clock: StepClock | None = None, layer_sync: bool = False):
-        self.fused.load(v)
-        return self.fused.step(self.comm, clock, layer_sync)
-
-    def start_counting(self) -> None:
-        pass
-
-    def overflow_of_step(self) -> float:
-        """The largest per-peer count above C in the step just run (a host sync)."""
-        return max(0, self.fused.overflow())
-
-    def overflow(self, counted: float, steps: int) -> float:
-        """The sum of `overflow_of_step` over the layer-by-layer steps."""
-        return counted
-
-    def bytes_to_node(self, run: Rank, sent_bytes: dict[int, float]) -> dict[int, float]:
-        """The fused step sends whole [W x C] buffers: 2 M C rows per peer per layer."""
-        node_of = {r.rank: r.node for r in run.manifest.ranks}
-        row_bytes = run.manifest.model.hidden * torch.tensor([], dtype=run.dtype).element_size()
-        out: dict[int, float] = {}
-        for step in self.fused.layers:
-            for p in range(run.manifest.world_size):
-                if p != run.ident.rank:
-                    out[node_of[p]] = out.get(node_of[p], 0.0) + 2.0 * step.M * step.C * row_bytes
-        return out
-
-    def outputs(self, tables) -> list:
-        return [(self.fused.out_tokens, tables.float().cpu().numpy())]
 
 
 def execute(manifest: Manifest, ident: Identity, cfg: RunConfig, state: dict) -> None:
