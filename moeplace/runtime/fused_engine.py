@@ -1,4 +1,4 @@
-"""The worker's fused path: ep flow with one expert of every MoE layer on every rank, one graph per layer.
+"""The fused engine (the ep flow, one expert of every MoE layer on every rank): one `EpStep` graph per layer.
 
 Home tokens of rank r are the step's tokens t with t mod world = r (as in the generic schedules), so both
 paths compute the same function on the same routing. Layer l+1 reads layer l's output buffer in place.
@@ -20,6 +20,7 @@ from moeplace.runtime.timing import StepClock
 from moeplace.runtime.transports import pick_transport
 
 if TYPE_CHECKING:
+    from moeplace.runtime.expert_runner import ExpertRunner
     from moeplace.runtime.rank_run import Rank, Work
 
 torch = import_torch()
@@ -182,7 +183,7 @@ class FusedRun:
 
 
 class FusedStep:
-    """The fused EP step (`fused_engine.FusedRun`): whole [W x C] buffers on the chosen transport."""
+    """The fused EP step for a run (`FusedRun`): whole [W x C] buffers on the chosen transport."""
 
     engine = "epstep"
 
@@ -190,8 +191,8 @@ class FusedStep:
         run.at("building the fused step (tuning experts, capturing graphs)")
         self.transport = pick_transport(run.cfg.transport, run.manifest, run.comm.device, run.micro_batches)
         self.fused = FusedRun(run.manifest, run.ident.rank, [r.expert for r in runners], work.routing, work.x0,
-                            micro_batches=run.micro_batches, transport=self.transport, device=run.device,
-                            dtype=run.dtype, graphs=run.cfg.graphs)
+                              micro_batches=run.micro_batches, transport=self.transport, device=run.device,
+                              dtype=run.dtype, graphs=run.cfg.graphs)
         self.comm = run.comm
         self.capacity_rows_per_peer = self.fused.layers[0].C
         self.expert_rows = round(self.fused.received_rows, 2) if all(self.fused.counted) else None

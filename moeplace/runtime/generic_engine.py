@@ -1,4 +1,4 @@
-"""The per-rank executor: runs schedules step by step, on CPU (gloo) or GPU (NCCL, streams, graphs).
+"""The generic engine, any flow's per-rank executor: schedules step by step, on CPU (gloo) or GPU (NCCL, graphs).
 
 Issue order is the same on every rank (layer, then phase, then micro-batch): fills of all micro-batches,
 then each micro-batch's relay (node dedup's NVLink second hop), experts, reduce (the combine's NVLink first
@@ -157,8 +157,8 @@ class GenericStep:
         self.capacity_rows_per_peer = self.expert_rows = None
 
     def __call__(self, v: int, clock: StepClock | None = None, layer_sync: bool = False):
-        return self.executor.step(self.work.schedules[v % len(self.work.schedules)], self.work.ingress, clock=clock,
-                                 layer_sync=layer_sync)
+        schedules = self.work.schedules[v % len(self.work.schedules)]
+        return self.executor.step(schedules, self.work.ingress, clock=clock, layer_sync=layer_sync)
 
     def start_counting(self) -> None:
         self.executor.overflow_rows = 0
