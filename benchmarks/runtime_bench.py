@@ -221,8 +221,8 @@ def make_run_dir(out: Path, world: int, tokens_per_gpu: int, micro_batches: int,
 def part_c(out: Path, world: int, sizes: list[int], profile_path: Path, steps: int) -> dict:
     from moeplace.costmodel.presets import load_profile
     from moeplace.evaluation import load_plan_problem
-    from moeplace.runtime.measured import load_measured
-    from moeplace.runtime.validation import compare, headline
+    from moeplace.runmodel.measured import load_measured
+    from moeplace.runmodel.validation import compare, headline
 
     profile = load_profile(str(profile_path))
     runs, all_rows = [], []
@@ -268,7 +268,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     from moeplace.costmodel.presets import load_profile
     from moeplace.placement.presets import load_model
-    from moeplace.runtime.profilefit import build_profile
+    from moeplace.runmodel.profilefit import build_profile
 
     gpus = torch.cuda.device_count()
     worlds = [int(w) for w in args.worlds.split(",")] if args.worlds else sorted({min(2, gpus), gpus} - {1})

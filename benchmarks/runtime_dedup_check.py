@@ -9,7 +9,7 @@ the plan's two nodes), checks the result against the float64 reference, and comp
 bytes the runtime's transports counted (`measured.json`) with the objective's (`placement.cost.evaluate`)
 on the same plan and the exact routing the workers drew. The last line is a JSON object; with the chain
 flow the two are equal (exit code 1 when they differ by more than 1%). ep: the objective charges the
-combine without dedup, so the runtime measures less (`runtime/tiers.py`); the check then only bounds it.
+combine without dedup, so the runtime measures less (`runmodel/tiers.py`); the check then only bounds it.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ def run_check(out: Path, flow: str = "chain", tokens: int = 512, steps: int = 2,
     import numpy as np
 
     from moeplace.launch.manifest import Manifest
-    from moeplace.runtime.measured import load_measured
-    from moeplace.runtime.tiers import measured_bytes, network, predicted_bytes, row_bytes
-    from moeplace.runtime.validation import load_run_plan
-    from moeplace.runtime.workload import draw_routing
+    from moeplace.runmodel.measured import load_measured
+    from moeplace.runmodel.tiers import measured_bytes, network, predicted_bytes, row_bytes
+    from moeplace.runmodel.validation import load_run_plan
+    from moeplace.runmodel.workload import draw_routing
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
     plan_dir = out / "plan"
@@ -92,8 +92,8 @@ def gpu_to_gpu_network_bytes(manifest, routing, tokens: int, row_b: int) -> floa
     """Cross-node bytes per step the same schedules move without node-level dedup (numpy, nothing runs)."""
     import numpy as np
 
-    from moeplace.runtime.schedule import rank_schedule
-    from moeplace.runtime.workload import assign_ranks, rank_table
+    from moeplace.runmodel.schedule import rank_schedule
+    from moeplace.runmodel.workload import assign_ranks, rank_table
 
     ranks_LER, reps = rank_table(manifest)
     node = {e.rank: e.node for e in manifest.ranks}

@@ -18,7 +18,7 @@ from moeplace.runtime.counted import tune_counted
 from moeplace.runtime.epstep import EpStep
 from moeplace.runtime.expertops import tune_expert
 from moeplace.runtime.experts import expert_forward, seeded_expert
-from moeplace.runtime.plain import PlainFixed, plain_variable
+from moeplace.runtime.plain_ep import PlainFixed, plain_variable
 from moeplace.runtime.timing import median, time_collective
 
 
@@ -72,7 +72,7 @@ def layer_worker(rank: int, world: int, port: int, cfg: dict, path: str) -> None
     log = {"rank": rank, "sizes": [], "curves": None, "scaling": []}
     t0 = time.time()
     log["curves"] = transfer_measurements(rank, world, dev, H, cfg["transfer_tokens"], reps=reps, model=model)
-    from moeplace.runtime.profilefit import symm_best
+    from moeplace.runmodel.profilefit import symm_best
 
     best = log["curves"]["nccl-a2a"]
     if log["curves"].get("symm"):

@@ -21,9 +21,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from moeplace.costmodel.presets import load_profile  # noqa: E402
 from moeplace.placement.presets import load_model  # noqa: E402
-from moeplace.runtime.measured import Measured  # noqa: E402
-from moeplace.runtime.profilefit import build_profile  # noqa: E402
-from moeplace.runtime.validation import compare, headline  # noqa: E402
+from moeplace.runmodel.measured import Measured  # noqa: E402
+from moeplace.runmodel.profilefit import build_profile  # noqa: E402
+from moeplace.runmodel.validation import compare, headline  # noqa: E402
 
 
 def expert_points(a: dict) -> list[dict]:
@@ -54,13 +54,13 @@ def profiles(r: dict, out: Path) -> dict[int, Path]:
 
 
 def rule_capacity(run_dir: Path, m: Measured) -> int:
-    """C by the runtime's own rule (`run_ep.fused_capacity`) on the run's manifest and routing draws."""
+    """C by the runtime's own rule (`fused_engine.fused_capacity`) on the run's manifest and routing draws."""
     import numpy as np
 
     from moeplace.fileio import load_mapping
     from moeplace.launch.manifest import Manifest
-    from moeplace.runtime.run_ep import fused_capacity
-    from moeplace.runtime.workload import draw_routing
+    from moeplace.runtime.fused_engine import fused_capacity
+    from moeplace.runmodel.workload import draw_routing
 
     man = Manifest.model_validate(load_mapping(run_dir / "manifest.json"))
     lut = np.zeros((man.model.num_moe_layers, man.model.num_experts), dtype=np.int64)
@@ -75,7 +75,7 @@ def validation(r: dict, prof_paths: dict[int, Path], scratch: Path) -> tuple[str
     from runtime_bench import make_run_dir
 
     from moeplace.evaluation import load_plan_problem
-    from moeplace.runtime.validation import executed_capacity, fused_prediction
+    from moeplace.runmodel.validation import executed_capacity, fused_prediction
 
     lines = ["# Validation: the cost model with the calibrated profile against the runtime", "",
              f"{r['environment']['device']} x {', '.join(r['c'])} (one host, NVLink), {r['environment']['date']}; "
@@ -83,13 +83,13 @@ def validation(r: dict, prof_paths: dict[int, Path], scratch: Path) -> tuple[str
              "(seed dims: hidden 7168, expert hidden 2048, top-2, bf16), one expert of each layer per GPU, "
              "ep flow, fused step. Error = (predicted - measured) / measured; per layer (each layer alone, "
              "barrier before it) and the whole step (no barrier inside).", "",
-             "The prediction charges what the fused step executes (`moeplace/runtime/fusedcost.py`): per "
+             "The prediction charges what the fused step executes (`moeplace/costmodel/fusedstep.py`): per "
              "micro-batch the expert on all W x C rows and two exchanges of the whole [W x C] buffer (padding "
              "included) at the curve of the transport the run used, the pack and merge kernels through HBM, "
              "scheduled on the step's two streams in its issue order; the whole step adds the copies it starts "
              "with. C = rows per peer per micro-batch, as the runtime recorded it (`capacity_rows_per_peer`; runs "
              "written before that field: from `bytes_per_step`, 2 x M x C rows per peer per layer), checked "
-             "against the runtime's rule `run_ep.fused_capacity` on the same routing (column `C`). rho = the "
+             "against the runtime's rule `fused_engine.fused_capacity` on the same routing (column `C`). rho = the "
              "rate at which an expert and an exchange progress while they overlap, from the profile's "
              "`overlap_curve` (measured by the calibration: each alone and both at once); 1 (perfect overlap) "
              "where a profile has no such measurement.", ""]
@@ -147,13 +147,13 @@ def layer_crosscheck(r: dict, prof_paths: dict[int, Path]) -> list[str]:
     import numpy as np
     from runtime_layer import capacity
 
-    from moeplace.runtime.fusedcost import fused_charge, layer_us
+    from moeplace.costmodel.fusedstep import fused_charge, layer_us
 
     model = load_model(None)
     out = ["## Cross-check: part B's fused layer steps", "",
            "One MoE layer step of part B (same machine and run, uniform top-2 routing, C from "
            "`runtime_layer.capacity`: binomial mean + 6 sigma, rounded up to 16), predicted by the same "
-           "`fusedcost` model with the same profiles, rho = 1 (the overlap curve is measured for nccl and symm-ce "
+           "`fusedstep` model with the same profiles, rho = 1 (the overlap curve is measured for nccl and symm-ce "
            "only at the calibration's sizes). Not in the headline. Error by configuration:", "",
            "| GPUs | transport | micro-batches | sizes | median abs error | worst | error at each size (tokens/GPU) |",
            "|---:|---|---:|---:|---:|---:|---|"]

@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("launch", "report"),
     ("ep",),
     ("planner",),
+    ("runmodel",),
     ("runtime",),
     ("api",),
     ("console",),

@@ -52,7 +52,7 @@ def calibrate(out_path: str, model_ref: str | None, gpus: int | None, name: str 
     if world > torch.cuda.device_count():
         raise InputError(f"--gpus {world} but {torch.cuda.device_count()} CUDA devices are visible", field="--gpus")
     from moeplace.runtime import calibrate as cal
-    from moeplace.runtime.profilefit import build_profile
+    from moeplace.runmodel.profilefit import build_profile
 
     console = Console(stderr=True, quiet=as_json)
     console.line("measuring GEMM and HBM ceilings ...")

@@ -30,9 +30,9 @@ def validate(run_dir: str, measured_path: str, profile_ref: str | None, out_path
       moeplace validate plan/ run/measured.json --profile profile.json --out run/validation.md
     """
     from moeplace.costmodel.presets import default_profile_for, load_profile
-    from moeplace.runtime.measured import load_measured
-    from moeplace.runtime.tiers import bytes_rows
-    from moeplace.runtime.validation import compare, headline, load_run_plan
+    from moeplace.runmodel.measured import load_measured
+    from moeplace.runmodel.tiers import bytes_rows
+    from moeplace.runmodel.validation import compare, headline, load_run_plan
 
     pp = load_run_plan(run_dir)
     plan_path = pp.path

@@ -12,7 +12,7 @@ The last four fields were added for the cost model (all optional, so calibrated 
 the roofline and of a transfer, fitted from measurements) and `derivation` (where each number comes from).
 `exchange_curves` and `overlap_curve` (added later, optional too) hold the runtime's fused-step exchange in
 each transport, and its expert and exchange measured alone and launched together on two streams, from which
-the validation derives how much running at once slows them (`moeplace.runtime.fusedcost.overlap_rate`).
+the validation derives how much running at once slows them (`moeplace.costmodel.fusedstep.overlap_rate`).
 """
 
 from __future__ import annotations

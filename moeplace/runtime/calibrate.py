@@ -84,7 +84,7 @@ def transfer_measurements(rank: int, world: int, dev, hidden: int, tokens=TRANSF
                           model: ModelSpec | None = None) -> dict:
     """Inside an initialized NCCL group: the three transfer curves (every rank must call this together);
     with `model`, also the expert/exchange overlap (`overlap_measurements`, key "overlap")."""
-    from moeplace.runtime.epstep import ce_copies, symm_buffer
+    from moeplace.runtime.transports import ce_copies, symm_buffer
 
     tb = hidden * 2
     res: dict[str, list] = {"nccl-a2a": [], "symm": [], "p2p": []}
@@ -147,7 +147,7 @@ def overlap_measurements(rank: int, world: int, dev, model: ModelSpec, tokens=OV
     another's expert), each as a CUDA graph, slowest rank, median of `reps`, for the transports that overlap
     (nccl, symm-ce; symm stores from the compute stream and never overlaps; symm-ce is skipped where this
     build has no symmetric memory). Every rank must call this together."""
-    from moeplace.runtime.epstep import ce_copies, symm_buffer
+    from moeplace.runtime.transports import ce_copies, symm_buffer
     from moeplace.runtime.expertops import tune_expert
     from moeplace.runtime.experts import seeded_expert
 

@@ -7,9 +7,9 @@ import platform
 
 import numpy as np
 
+from moeplace.runmodel.measured import Check, LayerTime, Measured, RankTime, spread
 from moeplace.runtime.deps import import_torch
 from moeplace.runtime.experts import load_expert, seeded_expert
-from moeplace.runtime.measured import Check, LayerTime, Measured, RankTime, spread
 
 torch = import_torch()
 

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from moeplace.runmodel.identity import Identity
+from moeplace.runmodel.schedule import Transfer
 from moeplace.runtime.deps import import_torch
 from moeplace.runtime.failure import PeerFailure, Watchdog
-from moeplace.runtime.identity import Identity
-from moeplace.runtime.schedule import Transfer
 
 torch = import_torch()
 dist = torch.distributed

@@ -6,12 +6,35 @@ the device; the per-repetition maximum over ranks is the step time, and the medi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from moeplace.runtime.deps import import_torch
 
 torch = import_torch()
 dist = torch.distributed
+
+
+@dataclass
+class StepClock:
+    """Per-step durations on this rank: CUDA events on GPU, the host clock on CPU (gloo blocks)."""
+
+    cuda: bool
+    marks: list = field(default_factory=list)
+
+    def mark(self) -> None:
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self.marks.append(ev)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def durations_us(self, pairs: list[tuple[int, int]]) -> list[float]:
+        if self.cuda:
+            return [self.marks[a].elapsed_time(self.marks[b]) * 1e3 for a, b in pairs]
+        return [(self.marks[b] - self.marks[a]) * 1e6 for a, b in pairs]
 
 
 def median(values: list[float]) -> float:

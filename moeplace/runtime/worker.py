@@ -10,12 +10,12 @@ match the manifest; 3: a peer failed or a collective timed out; 1: anything else
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from pathlib import Path
 
 from moeplace.errors import InputError
+from moeplace.fileio import file_digest
 from moeplace.runtime.failure import EXIT_LAUNCH, EXIT_OTHER, EXIT_PEER, PeerFailure, die
 
 
@@ -41,10 +41,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--check", action="store_true",
                    help="compare the result with the single-process reference (small models only)")
     return p.parse_args(argv)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _report_launch_error(manifest, message: str) -> None:
@@ -90,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")  # c10d's retry chatter would bury the one-line cause
     args = parse_args(argv)
     from moeplace.launch.manifest import Manifest
-    from moeplace.runtime.identity import LaunchError, check_manifest, resolve_identity
+    from moeplace.runmodel.identity import LaunchError, check_manifest, resolve_identity
 
     path = Path(args.manifest)
     try:
@@ -117,12 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:
         die(None, str(exc), EXIT_LAUNCH)
         return
-    from moeplace.runtime.run import RunConfig, execute
+    from moeplace.runtime.rank_run import RunConfig, execute
 
     cfg = RunConfig(out=Path(args.out), steps=args.steps, warmup=args.warmup, device=args.device, dtype=args.dtype,
                     tokens=args.tokens, micro_batches=args.micro_batches, routing_steps=args.routing_steps,
                     weights=args.weights, graphs=not args.no_graphs, engine=args.engine, transport=args.transport,
-                    check=args.check, manifest_dir=path.parent, manifest_sha256=_sha256(path))
+                    check=args.check, manifest_dir=path.parent, manifest_sha256=file_digest(path))
     state: dict = {}
     try:
         execute(manifest, ident, cfg, state)

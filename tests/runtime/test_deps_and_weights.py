@@ -12,8 +12,8 @@ from tests.runtime.helpers import REPO, tiny_model
 
 
 def test_planning_never_imports_torch():
-    code = ("import sys, moeplace.cli, moeplace.runtime, moeplace.runtime.validation, moeplace.runtime.identity, "
-            "moeplace.runtime.workload, moeplace.runtime.schedule, moeplace.runtime.measured; "
+    code = ("import sys, moeplace.cli, moeplace.runtime, moeplace.runmodel.validation, moeplace.runmodel.identity, "
+            "moeplace.runmodel.workload, moeplace.runmodel.schedule, moeplace.runmodel.measured; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from moeplace.runtime.measured import load_measured  # noqa: E402
+from moeplace.runmodel.measured import load_measured  # noqa: E402
 from tests.runtime.helpers import manifest, spawn, tiny_model, write_manifest  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

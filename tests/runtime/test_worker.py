@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from moeplace.runtime.measured import load_measured  # noqa: E402
+from moeplace.runmodel.measured import load_measured  # noqa: E402
 from tests.runtime.helpers import manifest, spawn, write_manifest  # noqa: E402
 
 pytestmark = pytest.mark.slow

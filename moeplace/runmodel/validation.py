@@ -8,7 +8,7 @@ epstep (the fused step, `measured.engine == "epstep"`): static [W x C] buffers, 
     into `bytes_per_step`, 2 x M x C rows per peer per layer). Every rank runs the expert on all W x C rows
     and exchanges whole buffers, padding included; per micro-batch pack, dispatch, expert, combine and merge
     are scheduled on the compute and communication streams in the order the step issues them, with the
-    calibrated overlap rate where an expert and an exchange run at once (`runtime.fusedcost`). A layer
+    calibrated overlap rate where an expert and an exchange run at once (`costmodel.fusedstep`). A layer
     timed alone is that schedule's makespan; the whole step is the layers plus the copies it starts with.
 generic (per-peer send/receive of exactly the routed rows): the cost model's own terms for that work,
     composed as its ep/chain timing composes them:
@@ -34,12 +34,12 @@ import numpy as np
 
 from moeplace.costmodel.comm import Rates, step_us
 from moeplace.costmodel.compute import expert_us
+from moeplace.costmodel.fusedstep import FusedCharge, fused_charge, layer_us, step_start_us
 from moeplace.costmodel.profile import HardwareProfile
 from moeplace.costmodel.transfers import flow_transfers
 from moeplace.errors import InputError
 from moeplace.evaluation import PlanProblem, load_plan_problem
-from moeplace.runtime.fusedcost import FusedCharge, fused_charge, layer_us, step_start_us
-from moeplace.runtime.measured import Measured
+from moeplace.runmodel.measured import Measured
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 MIN_BUCKET = 16  # runner.MIN_BUCKET (that module needs torch)

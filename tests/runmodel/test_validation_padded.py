@@ -15,7 +15,7 @@ from moeplace.costmodel.profile import CurvePoint, ExpertDims, OverlapPoint
 from moeplace.placement.plan import plan_json
 from moeplace.placement.presets import load_cluster, load_model
 from moeplace.planner import PlanRequest, plan_placement
-from moeplace.runtime.fusedcost import (
+from moeplace.costmodel.fusedstep import (
     FusedCharge,
     fused_charge,
     layer_tasks,
@@ -25,9 +25,9 @@ from moeplace.runtime.fusedcost import (
     pair_rate,
     step_start_us,
 )
-from moeplace.runtime.measured import LayerTime, Measured, RankTime, Spread
-from moeplace.runtime.profilefit import build_profile
-from moeplace.runtime.validation import compare, executed_capacity, graph_bucket, load_run_plan, predict
+from moeplace.runmodel.measured import LayerTime, Measured, RankTime, Spread
+from moeplace.runmodel.profilefit import build_profile
+from moeplace.runmodel.validation import compare, executed_capacity, graph_bucket, load_run_plan, predict
 
 H = 64  # hidden: a bf16 row is 128 B
 
@@ -239,7 +239,7 @@ def test_a_fused_run_records_its_capacity(tmp_path):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
         pytest.skip("needs 2 CUDA GPUs")
-    from moeplace.runtime.measured import load_measured
+    from moeplace.runmodel.measured import load_measured
     from tests.runtime.helpers import manifest, spawn, tiny_model, write_manifest
 
     model = tiny_model(num_experts=2, hidden=256, expert_hidden=128)

@@ -7,7 +7,7 @@ import pytest
 
 from moeplace.errors import InputError
 from moeplace.launch.manifest import RoutingSource
-from moeplace.runtime.workload import assign_ranks, draw_routing, gate_weights, rank_table
+from moeplace.runmodel.workload import assign_ranks, draw_routing, gate_weights, rank_table
 from tests.runtime.helpers import manifest
 
 

@@ -1,4 +1,4 @@
-"""The per-rank executor: runs schedules step by step, on CPU (gloo) or GPU (NCCL, streams, graphs).
+"""The generic engine, any flow's per-rank executor: schedules step by step, on CPU (gloo) or GPU (NCCL, graphs).
 
 Issue order is the same on every rank (layer, then phase, then micro-batch): fills of all micro-batches,
 then each micro-batch's relay (node dedup's NVLink second hop), experts, reduce (the combine's NVLink first
@@ -9,40 +9,21 @@ overlaps micro-batch 1's experts; the host never waits inside a step.
 
 from __future__ import annotations
 
-import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from moeplace.runmodel.schedule import RankSchedule, Transfer
 from moeplace.runtime.comm import Comm
 from moeplace.runtime.deps import import_torch
-from moeplace.runtime.runner import ExpertRunner
-from moeplace.runtime.schedule import RankSchedule, Transfer
+from moeplace.runtime.expert_runner import ExpertRunner
+from moeplace.runtime.timing import StepClock
+
+if TYPE_CHECKING:
+    from moeplace.runtime.rank_run import Rank, Work
 
 torch = import_torch()
-
-
-@dataclass
-class StepClock:
-    """Per-step durations on this rank: CUDA events on GPU, the host clock on CPU (gloo blocks)."""
-
-    cuda: bool
-    marks: list = field(default_factory=list)
-
-    def mark(self) -> None:
-        if self.cuda:
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            self.marks.append(ev)
-        else:
-            self.marks.append(time.perf_counter())
-
-    def durations_us(self, pairs: list[tuple[int, int]]) -> list[float]:
-        if self.cuda:
-            return [self.marks[a].elapsed_time(self.marks[b]) * 1e3 for a, b in pairs]
-        return [(self.marks[b] - self.marks[a]) * 1e6 for a, b in pairs]
 
 
 class Engine:
@@ -160,6 +141,46 @@ class Engine:
 
 _CAT: dict[int, tuple[np.ndarray, tuple]] = {}
 
+
+
+class GenericStep:
+    """The generic engine on the schedules: any flow, any placement; counts what `Comm.start` sends."""
+
+    engine, transport = "generic", "p2p"
+
+    def __init__(self, run: Rank, runners: list[ExpertRunner], work: Work) -> None:
+        cap = max(1, -(-run.manifest.buffers.capacity_tokens_per_peer // run.micro_batches))
+        self.executor = Engine(run.comm, runners, run.dtype, run.device, cap)
+        run.at("capturing CUDA graphs" if run.cuda and run.cfg.graphs else "preparing")
+        self.executor.prepare([s for v in work.schedules for s in v])
+        self.work = work
+        self.capacity_rows_per_peer = self.expert_rows = None
+
+    def __call__(self, v: int, clock: StepClock | None = None, layer_sync: bool = False):
+        schedules = self.work.schedules[v % len(self.work.schedules)]
+        return self.executor.step(schedules, self.work.ingress, clock=clock, layer_sync=layer_sync)
+
+    def start_counting(self) -> None:
+        self.executor.overflow_rows = 0
+
+    def overflow_of_step(self) -> float:
+        """Rows beyond capacity in the layer-by-layer step just run (the generic engine counts its own)."""
+        return 0.0
+
+    def overflow(self, counted: float, steps: int) -> float:
+        """Over the timed steps: rows the transfers sent beyond capacity, per step."""
+        return self.executor.overflow_rows / max(1, steps * 2)
+
+    def bytes_to_node(self, run: Rank, sent_bytes: dict[int, float]) -> dict[int, float]:
+        """Counted by `Comm.start` over the 2 x steps timed steps, per step."""
+        node_of = {r.rank: r.node for r in run.manifest.ranks}
+        out: dict[int, float] = {}
+        for peer, nbytes in sent_bytes.items():
+            out[node_of[peer]] = out.get(node_of[peer], 0.0) + nbytes / max(1, 2 * run.cfg.steps)
+        return out
+
+    def outputs(self, tables) -> list:
+        return [(s.out_tokens, t.float().cpu().numpy()) for s, t in zip(self.work.schedules[0], tables)]
 
 def _cat(parts: tuple[np.ndarray, ...]) -> np.ndarray:
     """Concatenation of a transfer's per-peer rows, cached so that its device copy is cached too."""

@@ -13,9 +13,9 @@ from moeplace.costmodel.profile import CurvePoint, ExpertDims
 from moeplace.placement.plan import plan_json
 from moeplace.placement.presets import load_cluster, load_model
 from moeplace.planner import PlanRequest, plan_placement
-from moeplace.runtime.measured import LayerTime, Measured, RankTime, Spread
-from moeplace.runtime.profilefit import build_profile, default_transport
-from moeplace.runtime.validation import compare, headline, load_run_plan, predict
+from moeplace.runmodel.measured import LayerTime, Measured, RankTime, Spread
+from moeplace.runmodel.profilefit import build_profile, default_transport
+from moeplace.runmodel.validation import compare, headline, load_run_plan, predict
 
 
 def _plan():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from moeplace.errors import InputError
-from moeplace.runtime.identity import LaunchError, check_manifest, cuda_index, resolve_identity
+from moeplace.runmodel.identity import LaunchError, check_manifest, cuda_index, resolve_identity
 from tests.runtime.helpers import manifest
 
 M = manifest(nodes=2, gpus_per_node=2)

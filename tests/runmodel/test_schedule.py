@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moeplace.runtime.schedule import rank_schedule
-from moeplace.runtime.workload import assign_ranks, gate_weights, rank_nodes, rank_table
+from moeplace.runmodel.schedule import rank_schedule
+from moeplace.runmodel.workload import assign_ranks, gate_weights, rank_nodes, rank_table
 from tests.runtime.helpers import manifest, tiny_model
 
 

@@ -23,9 +23,9 @@ import numpy as np
 from moeplace.evaluation import PlanProblem
 from moeplace.placement.builder import build_problem
 from moeplace.placement.cost import evaluate
-from moeplace.traces.stats import RoutingStats
-from moeplace.runtime.measured import Measured
+from moeplace.runmodel.measured import Measured
 from moeplace.topologies.base import TIER_KEYS, TIER_LEAF, TIER_NVLINK
+from moeplace.traces.stats import RoutingStats
 
 MOVED_TIERS = TIER_KEYS[TIER_NVLINK:]  # nvlink, leaf, pod, core
 

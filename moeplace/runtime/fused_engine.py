@@ -1,4 +1,4 @@
-"""The worker's fused path: ep flow with one expert of every MoE layer on every rank, one graph per layer.
+"""The fused engine (the ep flow, one expert of every MoE layer on every rank): one `EpStep` graph per layer.
 
 Home tokens of rank r are the step's tokens t with t mod world = r (as in the generic schedules), so both
 paths compute the same function on the same routing. Layer l+1 reads layer l's output buffer in place.
@@ -6,15 +6,22 @@ paths compute the same function on the same routing. Layer l+1 reads layer l's o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from moeplace.launch.manifest import Manifest
 from moeplace.placement.flows import get_flow
 from moeplace.runtime.counted import LAYOUTS, tune_counted
 from moeplace.runtime.deps import import_torch
-from moeplace.runtime.engine import StepClock
 from moeplace.runtime.epstep import EpStep
 from moeplace.runtime.expertops import tune_expert
+from moeplace.runtime.timing import StepClock
+from moeplace.runtime.transports import pick_transport
+
+if TYPE_CHECKING:
+    from moeplace.runtime.expert_runner import ExpertRunner
+    from moeplace.runtime.rank_run import Rank, Work
 
 torch = import_torch()
 
@@ -173,3 +180,48 @@ class FusedRun:
     @property
     def out_tokens(self) -> np.ndarray:
         return self.home
+
+
+class FusedStep:
+    """The fused EP step for a run (`FusedRun`): whole [W x C] buffers on the chosen transport."""
+
+    engine = "epstep"
+
+    def __init__(self, run: Rank, runners: list[ExpertRunner], work: Work) -> None:
+        run.at("building the fused step (tuning experts, capturing graphs)")
+        self.transport = pick_transport(run.cfg.transport, run.manifest, run.comm.device, run.micro_batches)
+        self.fused = FusedRun(run.manifest, run.ident.rank, [r.expert for r in runners], work.routing, work.x0,
+                              micro_batches=run.micro_batches, transport=self.transport, device=run.device,
+                              dtype=run.dtype, graphs=run.cfg.graphs)
+        self.comm = run.comm
+        self.capacity_rows_per_peer = self.fused.layers[0].C
+        self.expert_rows = round(self.fused.received_rows, 2) if all(self.fused.counted) else None
+
+    def __call__(self, v: int, clock: StepClock | None = None, layer_sync: bool = False):
+        self.fused.load(v)
+        return self.fused.step(self.comm, clock, layer_sync)
+
+    def start_counting(self) -> None:
+        pass
+
+    def overflow_of_step(self) -> float:
+        """The largest per-peer count above C in the step just run (a host sync)."""
+        return max(0, self.fused.overflow())
+
+    def overflow(self, counted: float, steps: int) -> float:
+        """The sum of `overflow_of_step` over the layer-by-layer steps."""
+        return counted
+
+    def bytes_to_node(self, run: Rank, sent_bytes: dict[int, float]) -> dict[int, float]:
+        """The fused step sends whole [W x C] buffers: 2 M C rows per peer per layer."""
+        node_of = {r.rank: r.node for r in run.manifest.ranks}
+        row_bytes = run.manifest.model.hidden * torch.tensor([], dtype=run.dtype).element_size()
+        out: dict[int, float] = {}
+        for step in self.fused.layers:
+            for p in range(run.manifest.world_size):
+                if p != run.ident.rank:
+                    out[node_of[p]] = out.get(node_of[p], 0.0) + 2.0 * step.M * step.C * row_bytes
+        return out
+
+    def outputs(self, tables) -> list:
+        return [(self.fused.out_tokens, tables.float().cpu().numpy())]

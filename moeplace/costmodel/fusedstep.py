@@ -1,7 +1,7 @@
 """What the fused expert-parallel step executes, charged with a profile's measured curves (numpy only).
 
 `epstep.EpStep` runs each MoE layer with static shapes, the same on every rank. Per micro-batch of
-T_m = tokens per GPU / M home tokens, with C rows per peer (`run_ep.fused_capacity`, recorded in
+T_m = tokens per GPU / M home tokens, with C rows per peer (`runtime.fused_engine.fused_capacity`, recorded in
 `measured.json` as `capacity_rows_per_peer`) and b = hidden x dtype bytes per row:
 
     task      stream    what runs                                    charged (µs)
