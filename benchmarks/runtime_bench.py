@@ -272,6 +272,9 @@ def main() -> None:
 
     gpus = torch.cuda.device_count()
     worlds = [int(w) for w in args.worlds.split(",")] if args.worlds else sorted({min(2, gpus), gpus} - {1})
+    if set(args.parts) & set("bpc") and (not worlds or any(w < 2 or w > gpus for w in worlds)):
+        sys.exit(f"--worlds {args.worlds}: parts B and C need 2 to {gpus} GPUs per world (top-2 routing across ranks)"
+                 if gpus >= 2 else f"parts B, P and C need 2 or more GPUs; this host has {gpus}: run --parts ak")
     env = {"device": torch.cuda.get_device_name(0), "gpus": gpus, "torch": torch.__version__,
            "cuda": str(torch.version.cuda), "nccl": ".".join(map(str, torch.cuda.nccl.version())),
            "host": socket.gethostname(), "python": platform.python_version(),
