@@ -236,3 +236,25 @@ def test_cli_node_name_map(tmp_path, capsys):
     code, out, err = run(["evaluate", str(plan), "--json"], capsys)
     assert code == 0, err
     assert json.loads(out)["metrics"]["objective"] == pytest.approx(record["cost"]["objective"])
+
+
+def test_rail_planes_without_pxn_have_no_path():
+    from moeplace.topologies.gpuview import gpu_route
+    from moeplace.topologies.routing import link_loads
+
+    f = build_fabric(load_cluster("h100-sxm", num_nodes=16, node_name_map=str(NDR_MAP)), str(NDR))
+    assert gpu_route(f, 3, 11 * 8 + 5)["tier"] == "pod"                 # PXN: NVLink to GPU 5, then rail 5
+    with pytest.raises(InputError, match=r"^no network path from dgx-h100-001:3 \(NIC 3, su1-r3-leaf\) to "
+                                         r"dgx-h100-012:5 \(NIC 5, su2-r5-leaf\): the rails are separate"):
+        gpu_route(f, 3, 11 * 8 + 5, pxn=False)
+    with pytest.raises(InputError, match="no path to its destination"):
+        link_loads(f, np.array([3]), np.array([11 * 8 + 5]), np.array([1.0]), pxn=False)
+
+
+def test_a_name_map_only_names_ibnetdiscover_nodes():
+    cluster = load_cluster(None, num_nodes=4, node_name_map=str(NDR_MAP))
+    with pytest.raises(InputError, match=r"hosts.txt: --node-name-map names the nodes of ibnetdiscover output, and "
+                                         r"this is a hostlist file$"):
+        build_fabric(cluster, str(DATA / "hosts.txt"))
+    with pytest.raises(InputError, match=r"^nope.map: --node-name-map: file not found$"):
+        build_fabric(load_cluster(None, num_nodes=16, node_name_map="nope.map"), str(NDR))
