@@ -79,8 +79,7 @@ def _radix(s: Node, internal: set[int]) -> int:
     return max(n, max((p for p in s.ports if p not in internal), default=0))
 
 
-def _levels(switches: list[Node], names: dict[str, str], index: dict[str, int], leaf: np.ndarray,
-            w: Wiring) -> np.ndarray:
+def _levels(switches: list[Node], names: dict[str, str], leaf: np.ndarray, w: Wiring) -> np.ndarray:
     """Level of each switch: 1 for a leaf, else 1 + hops to the nearest leaf; names decide only open cases."""
     S = len(switches)
     adj = np.zeros((S, S), dtype=bool)
@@ -120,8 +119,10 @@ def parse_ibnetdiscover(text: str, source: str, *, name_map: dict[int, str] | No
     if unnamed:
         ca = unnamed[0]
         more = f" (and {len(unnamed) - 1} more CAs)" if len(unnamed) > 1 else ""
-        where = f"not in the node name map {map_source} either" if map_source else "name their hosts with --node-name-map FILE"
-        what = f"names no host in its description {ca.desc!r}" if ca.desc else "has no node description to name its host"
+        where = (f"not in the node name map {map_source} either" if map_source
+                 else "name their hosts with --node-name-map FILE")
+        what = (f"names no host in its description {ca.desc!r}" if ca.desc
+                else "has no node description to name its host")
         raise line_error(source, ca.lineno, ca.text, f"CA {ca.ident} {what}{more}: {where}")
     by_base: dict[str, list[Node]] = {}
     for s in switches:
@@ -157,7 +158,7 @@ def parse_ibnetdiscover(text: str, source: str, *, name_map: dict[int, str] | No
     for nics in w.nics.values():
         for s, _, _ in nics:
             leaf[s] = True
-    level = _levels(switches, names, index, leaf, w)
+    level = _levels(switches, names, leaf, w)
     w.levels = [int(x) for x in level]
     w.roles = [ROLES.get(int(x), f"level{int(x)}") if x else "unconnected" for x in level]
     hosts = sorted(w.host_names, key=natural_key)

@@ -102,7 +102,8 @@ def test_ndr_rail_pod_named_by_a_node_name_map():
     names = parse_node_name_map(NDR_MAP.read_text(), str(NDR_MAP))
     imp = parse_ibnetdiscover(NDR.read_text(), "ndr", name_map=names)
     assert imp.hosts == [f"dgx-h100-{n:03d}" for n in range(1, 17)]
-    assert "48 switches (16 leaf, 32 spine)" in imp.summary and "rail-optimized (2 units of 8 rail leaves)" in imp.summary
+    assert "48 switches (16 leaf, 32 spine)" in imp.summary
+    assert "rail-optimized (2 units of 8 rail leaves)" in imp.summary
     assert "4 loopback cables ignored" in imp.summary
     cluster = load_cluster("h100-sxm", num_nodes=16, node_name_map=str(NDR_MAP))
     f = build_fabric(cluster, str(NDR))
@@ -130,7 +131,8 @@ def test_unnamed_hcas_without_a_map_are_refused_naming_the_line():
     names = parse_node_name_map(NDR_MAP.read_text(), "m")
     del names[0x946dae0300000805]
     msg = _error(text, name_map=names, map_source="site.map")
-    assert "CA H-946dae0300000805 names no host in its description" in msg and "not in the node name map site.map" in msg
+    assert "CA H-946dae0300000805 names no host in its description" in msg
+    assert "not in the node name map site.map" in msg
 
 
 def test_node_name_map_format():
@@ -258,3 +260,15 @@ def test_a_name_map_only_names_ibnetdiscover_nodes():
         build_fabric(cluster, str(DATA / "hosts.txt"))
     with pytest.raises(InputError, match=r"^nope.map: --node-name-map: file not found$"):
         build_fabric(load_cluster(None, num_nodes=16, node_name_map="nope.map"), str(NDR))
+
+
+def test_ports_layout_with_a_name_map_by_node_guid():
+    text = LASSEN.read_text()
+    for n in range(1, 13):
+        for r in range(2):
+            text = text.replace(f"'lassen{n:02d} mlx5_{r}'", "'MT4123 ConnectX6 Mellanox Technologies'")
+    assert "names no host" in _error(text)
+    # a -p file has port GUIDs; a map entry matches one, or the node GUID (ConnectX-3 style: port 1 = node + 1)
+    names = {0x043f720300000000 + (n << 8) + r - (r == 0): f"lassen{n:02d} mlx5_{r}" for n in range(1, 13)
+             for r in range(2)}
+    assert parse_ibnetdiscover(text, "p", name_map=names).hosts == [f"lassen{n:02d}" for n in range(1, 13)]
