@@ -107,8 +107,12 @@ def parse_ibnetdiscover(text: str, source: str, *, name_map: dict[int, str] | No
     name_map = name_map or {}
 
     def name(n: Node) -> str:
-        return name_map.get(n.guid) or (layout == "ports" and name_map.get(n.guid - min(n.ports, default=1)))\
-            or n.desc
+        """The map's name for the node (a -p CA port: its port GUID, else the node GUID it implies), else its own."""
+        if n.guid in name_map:
+            return name_map[n.guid]
+        if layout == "ports" and n.kind == "Ca" and n.guid - min(n.ports, default=1) in name_map:
+            return name_map[n.guid - min(n.ports, default=1)]
+        return n.desc
 
     switches = sorted((n for n in nodes.values() if n.kind == "Switch"), key=lambda n: n.lineno)
     images = {s.sysimg for s in switches if s.sysimg is not None}
@@ -142,7 +146,7 @@ def parse_ibnetdiscover(text: str, source: str, *, name_map: dict[int, str] | No
         host = host_of(name(ca))
         for port, p in ca.ports.items():
             if p.peer == ca.ident:
-                ca_loops += 1
+                ca_loops += port < p.peer_port
                 continue
             if p.peer not in index:
                 raise line_error(source, p.lineno, p.text, "a CA port cabled to another CA (no switch) is not "
