@@ -97,9 +97,10 @@ def _model(model: str | Path | ModelSpec | None) -> ModelSpec:
 
 
 def _cluster(cluster: str | Path | ClusterSpec | None, nodes: int | None, gpus_per_node: int | None,
-             experts_per_gpu: int | None, hosts: str | None) -> ClusterSpec:
+             experts_per_gpu: int | None, hosts: str | None,
+             node_name_map: str | Path | None = None) -> ClusterSpec:
     overrides = {"num_nodes": nodes, "gpus_per_node": gpus_per_node, "experts_per_gpu": experts_per_gpu,
-                 "hosts": hosts}
+                 "hosts": hosts, "node_name_map": None if node_name_map is None else str(node_name_map)}
     if not isinstance(cluster, ClusterSpec):
         return load_cluster(None if cluster is None else str(cluster), **overrides)
     data = {**cluster.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
@@ -108,7 +109,8 @@ def _cluster(cluster: str | Path | ClusterSpec | None, nodes: int | None, gpus_p
 
 def plan_request(*, model: str | Path | ModelSpec | None = None, cluster: str | Path | ClusterSpec | None = None,
                  nodes: int | None = None, gpus_per_node: int | None = None, experts_per_gpu: int | None = None,
-                 hosts: str | None = None, topology: str | Path | FatTreeSpec | DragonflyPlusSpec | None = None,
+                 hosts: str | None = None, node_name_map: str | Path | None = None,
+                 topology: str | Path | FatTreeSpec | DragonflyPlusSpec | None = None,
                  stats: str | Path | RoutingStats | None = None, flow: str = "chain", dedup: bool = True,
                  solver: str = DEFAULT_SOLVER, time_limit_s: float | None = None, work_limit: float | None = None, seed: int = 0,
                  strong_bound_s: float = 0.0, balance_per_layer: bool = False,
@@ -118,7 +120,7 @@ def plan_request(*, model: str | Path | ModelSpec | None = None, cluster: str | 
                  phase: str | None = None) -> PlanRequest:
     """The request `solve` runs, its inputs resolved (presets, files, spec objects) and checked."""
     model_spec = _model(model)
-    cluster_spec = _cluster(cluster, nodes, gpus_per_node, experts_per_gpu, hosts)
+    cluster_spec = _cluster(cluster, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map)
     if isinstance(topology, tuple(TOPOLOGY_CLASSES.values())):
         cluster_spec = validate_spec(ClusterSpec, {**cluster_spec.model_dump(), "topology": topology.model_dump()},
                                      "topology")
@@ -142,7 +144,8 @@ def solve_request(req: PlanRequest, *, progress=None) -> Plan:
 
 def solve(*, model: str | Path | ModelSpec | None = None, cluster: str | Path | ClusterSpec | None = None,
           nodes: int | None = None, gpus_per_node: int | None = None, experts_per_gpu: int | None = None,
-          hosts: str | None = None, topology: str | Path | FatTreeSpec | DragonflyPlusSpec | None = None,
+          hosts: str | None = None, node_name_map: str | Path | None = None,
+          topology: str | Path | FatTreeSpec | DragonflyPlusSpec | None = None,
           stats: str | Path | RoutingStats | None = None, flow: str = "chain", dedup: bool = True,
           solver: str = DEFAULT_SOLVER, time_limit_s: float | None = None, work_limit: float | None = None, seed: int = 0,
           strong_bound_s: float = 0.0, balance_per_layer: bool = False, tier_costs: dict[str, float] | None = None,

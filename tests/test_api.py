@@ -115,5 +115,5 @@ def test_solve_has_the_cli_defaults():
     renamed = {"model": "model_ref", "cluster": "cluster_ref", "stats": "stats_ref"}
     repeatable = {"tier_costs", "synth"}       # KEY=VALUE strings on the command line, a dict (or None) here
     shared = [k for k in api_defaults if renamed.get(k, k) in cli_defaults and k not in repeatable]
-    assert len(shared) == 22
+    assert len(shared) == 23
     assert {k: api_defaults[k] for k in shared} == {k: cli_defaults[renamed.get(k, k)] for k in shared}

@@ -66,6 +66,9 @@ cluster_overrides = _compose(
     click.option("--experts-per-gpu", type=click.IntRange(1, MAX_EXPERTS_PER_GPU), default=None,
                  help="override expert slots per GPU"),
     click.option("--hosts", default=None, metavar="HOSTLIST", help=HOSTS_HELP),
+    click.option("--node-name-map", "node_name_map", default=None, metavar="FILE",
+                 help="names for an ibnetdiscover file's nodes: a GUID and a quoted name per line, the format of "
+                      "ibnetdiscover's own --node-name-map"),
 )
 tier_cost_option = click.option("--tier-cost", "tier_costs", multiple=True, metavar="TIER=COST",
                                 help="override a tier's cost per byte (nvlink, leaf, pod, core), repeatable")

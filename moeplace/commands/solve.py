@@ -74,7 +74,8 @@ TIER_NAMES = {"nvlink": float, "leaf": float, "pod": float, "core": float}
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.option("-q", "--quiet", is_flag=True, help="print nothing but errors")
 def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time_limit_s, work_limit, seed,
-          strong_bound_s, balance_per_layer, nodes, gpus_per_node, experts_per_gpu, hosts, tier_costs, synth, replicas,
+          strong_bound_s, balance_per_layer, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map, tier_costs,
+          synth, replicas,
           redundant_experts, phase, replan_from, max_moves, move_cost, out_dir, force,
           no_emit, as_json, quiet) -> None:
     """Place every expert on a GPU and write PLAN_DIR/plan.json and its launch files (see `moeplace emit`).
@@ -92,7 +93,8 @@ def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time
     """
     console = Console(quiet=quiet or as_json)
     req = plan_request(model=model_ref, cluster=cluster_ref, nodes=nodes, gpus_per_node=gpus_per_node,
-                       experts_per_gpu=experts_per_gpu, hosts=hosts, topology=topology, stats=stats_ref, flow=flow,
+                       experts_per_gpu=experts_per_gpu, hosts=hosts,
+                       node_name_map=node_name_map, topology=topology, stats=stats_ref, flow=flow,
                        dedup=dedup, solver=solver, time_limit_s=time_limit_s, work_limit=work_limit, seed=seed,
                        balance_per_layer=balance_per_layer,
                        tier_costs=parse_pairs(tier_costs, "--tier-cost", TIER_NAMES),

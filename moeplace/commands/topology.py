@@ -20,12 +20,12 @@ def fabric_options(fn):
     return fn
 
 
-def _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts):
+def _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map):
     from moeplace.placement.builder import build_fabric
     from moeplace.placement.presets import load_cluster
 
     cluster = load_cluster(cluster_ref, num_nodes=nodes, gpus_per_node=gpus_per_node,
-                           experts_per_gpu=experts_per_gpu, hosts=hosts)
+                           experts_per_gpu=experts_per_gpu, hosts=hosts, node_name_map=node_name_map)
     return build_fabric(cluster, topology)
 
 
@@ -62,11 +62,12 @@ def topology() -> None:
 @fabric_options
 @click.option("--no-bisection", is_flag=True, help="skip the bisection min-cut")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-def show(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, no_bisection, as_json) -> None:
+def show(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map,
+         no_bisection, as_json) -> None:
     """Levels, switch counts, ports, tapers, tiers, diameter and bisection bandwidth of a fabric."""
     from moeplace.topologies.summary import fabric_summary
 
-    fabric = _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts)
+    fabric = _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map)
     s = fabric_summary(fabric, with_bisection=not no_bisection)
     if as_json:
         Console().json(s)
@@ -101,12 +102,13 @@ def show(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, no
 @click.option("--detail", type=click.Choice(["auto", "grouped", "full"]), default="auto", show_default=True,
               help="one box per switch (full), per group (grouped), or full up to 64 hosts and switches (auto)")
 @click.option("--force", is_flag=True, help="replace an existing file")
-def draw(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, out_path, detail, force) -> None:
+def draw(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map,
+         out_path, detail, force) -> None:
     """Draw the fabric (matplotlib), grouped so that hundreds of nodes stay readable."""
     from moeplace.fileio import write_bytes
     from moeplace.topologies.draw import draw_fabric
 
-    fabric = _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts)
+    fabric = _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map)
     _refuse_overwrite(out_path, force)
     write_bytes(out_path, draw_fabric(fabric, out_path, detail=detail))
     Console().line(f"wrote {out_path}")
@@ -117,12 +119,13 @@ def draw(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, ou
 @click.option("--out", "out_path", default="topology.conf", show_default=True, metavar="FILE",
               help="Slurm topology.conf to write")
 @click.option("--force", is_flag=True, help="replace an existing file")
-def export(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, out_path, force) -> None:
+def export(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map,
+           out_path, force) -> None:
     """Write the fabric as a Slurm topology.conf (topology/tree); importing it gives the same tiers."""
     from moeplace.fileio import write_text
     from moeplace.topologies.slurm import topology_conf
 
-    fabric = _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts)
+    fabric = _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map)
     _refuse_overwrite(out_path, force)
     write_text(out_path, topology_conf(fabric))
     Console().line(f"wrote {out_path} ({fabric.num_nodes} nodes)")
@@ -150,7 +153,8 @@ def _gpu(fabric, text: str, what: str) -> int:
 @click.argument("dst", metavar="DST")
 @click.option("--pxn/--no-pxn", default=None, help="NVLink to the rail-matched GPU first [default: the fabric's]")
 @click.option("--json", "as_json", is_flag=True, help="print the route as JSON")
-def route(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, src, dst, pxn, as_json) -> None:
+def route(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map,
+          src, dst, pxn, as_json) -> None:
     """The path between two GPUs (HOST:LOCAL_GPU or global index): NVLink, NICs, switches, tier.
 
     \b
@@ -158,7 +162,7 @@ def route(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, s
     """
     from moeplace.topologies.gpuview import gpu_route
 
-    fabric = _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts)
+    fabric = _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map)
     r = gpu_route(fabric, _gpu(fabric, src, "SRC"), _gpu(fabric, dst, "DST"), pxn=pxn)
     if as_json:
         Console().json(r)

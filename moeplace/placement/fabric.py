@@ -27,6 +27,7 @@ from moeplace.topologies.base import DRAGONFLY_LABELS, Fabric, default_hosts
 from moeplace.topologies.dragonfly import dragonfly_plus, dragonfly_wiring
 from moeplace.topologies.fattree import fat_tree, fat_tree_wiring
 from moeplace.topologies.hostlist import expand_hostlist
+from moeplace.topologies.ibnet_lines import is_ibnet_line, is_prompt
 from moeplace.topologies.imports import Imported
 from moeplace.topologies.specs import DragonflyPlusSpec, FatTreeSpec, TopologySpec
 
@@ -58,6 +59,9 @@ def resolve_fabric(cluster: ClusterSpec, topology: str | None = "fat-tree") -> F
     topology = topology or cluster.topology.kind
     name = ALIASES.get(topology.lower(), topology.lower())
     if name in GENERATORS:
+        if cluster.node_name_map:
+            raise InputError(f"names the nodes of ibnetdiscover output, and --topology {topology} is generated",
+                             field="--node-name-map")
         spec = cluster.topology if cluster.topology.kind == name else GENERATORS[name]()
         return generate(cluster, spec)
     path = Path(topology)
@@ -69,16 +73,15 @@ def resolve_fabric(cluster: ClusterSpec, topology: str | None = "fat-tree") -> F
 
 
 def sniff(text: str) -> str:
-    """The format of a topology file from its first significant line."""
-    for line in text.splitlines():
+    """The format of a topology file from its first significant line (a BOM and shell prompts skipped)."""
+    for line in text.lstrip("\ufeff").splitlines():
         s = line.strip()
-        if not s or s.startswith("#"):
+        if not s or s.startswith("#") or is_prompt(s):
             continue
         low = s.lower()
         if low.startswith(("switchname=", "blockname=", "blocksizes=", "ringname=")):
             return "topology.conf"
-        if (re.match(r"^(vendid|devid|sysimgguid|switchguid|caguid|rtguid)=", s) or re.match(r"^\[\d+\]", s)
-                or re.match(r'^(Switch|Ca|Rt)\s+\d+\s+"', s) or s.startswith(("Non-Chassis Nodes", "Chassis "))):
+        if is_ibnet_line(s):
             return "ibnetdiscover"
         return "hostlist"
     return "hostlist"
@@ -88,6 +91,7 @@ def read_imported(cluster: ClusterSpec, path: Path) -> Imported:
     """The whole file as an `Imported` (every host it names)."""
     from moeplace.topologies.hostfile import parse_host_list
     from moeplace.topologies.ibnet import parse_ibnetdiscover
+    from moeplace.topologies.ibnet_names import read_node_name_map
     from moeplace.topologies.slurm import parse_topology_conf
 
     raw = path.read_bytes()
@@ -96,10 +100,16 @@ def read_imported(cluster: ClusterSpec, path: Path) -> Imported:
     except UnicodeDecodeError:
         raise InputError("not UTF-8 text", source=str(path)) from None
     fmt = sniff(text)
+    if cluster.node_name_map and fmt != "ibnetdiscover":
+        raise InputError(f"--node-name-map names the nodes of ibnetdiscover output, and this is a {fmt} file",
+                         source=str(path))
     if fmt == "topology.conf":
         imp = parse_topology_conf(text, str(path), nics_per_node=cluster.nics_per_node, nic_gbps=cluster.nic_gbps)
     elif fmt == "ibnetdiscover":
-        imp = parse_ibnetdiscover(text, str(path))
+        names, record = read_node_name_map(cluster.node_name_map)
+        imp = parse_ibnetdiscover(text, str(path), name_map=names, map_source=cluster.node_name_map)
+        if record:
+            imp.params["node_name_map"] = record
     else:
         hosts = tuple(parse_host_list(text, str(path), gpus_per_node=cluster.gpus_per_node))
         spec = cluster.topology
@@ -168,6 +178,9 @@ def rebuild_fabric(cluster: ClusterSpec, kind: str, params: dict, *, search_dirs
         fabric = generate(cluster, TypeAdapter(TopologySpec).validate_python(params["spec"]))
         return _with_params(fabric, **{k: params[k] for k in ("file", "path", "sha256") if k in params})
     if source in FILE_KINDS:
+        if isinstance(params.get("node_name_map"), dict):
+            found = find_recorded_file(params["node_name_map"], search_dirs)
+            cluster = cluster.model_copy(update={"node_name_map": str(found)})
         return fabric_from_file(cluster, find_recorded_file(params, search_dirs))
     return resolve_fabric(cluster, kind)
 

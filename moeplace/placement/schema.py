@@ -125,6 +125,8 @@ class ClusterSpec(_Frozen):
     latency_inter_node_us: float = Field(ge=0)
     topology: TopologySpec = Field(default_factory=FatTreeSpec)
     hosts: str | None = Field(default=None, description="host names, a Slurm hostlist such as gpu[001-232]")
+    node_name_map: str | None = Field(default=None, description="ibnetdiscover node name map file (GUID \"name\" "
+                                                                "per line) naming the nodes of an ibnetdiscover file")
 
     @field_validator("name")
     @classmethod

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moeplace.errors import InputError
 from moeplace.topologies.base import TIER_LEAF, TIER_NVLINK, TIER_POD, TIER_SAME_GPU, Fabric
+from moeplace.topologies.network import UNREACHABLE
 from moeplace.topologies.routing import default_pxn
 
 
@@ -66,6 +68,10 @@ def gpu_route(fabric: Fabric, gpu_a: int, gpu_b: int, *, pxn: bool | None = None
             steps += ["NVLink (PXN)", f"{fabric.hosts[na]}:{proxy}"]
         u, t = int(net.nic_switch_NR[na, src_nic]), int(net.nic_switch_NR[nb, dst_nic])
         steps += [f"NIC {src_nic}", net.switches[u]]
+        if net.dist_SS[u, t] >= UNREACHABLE:
+            raise InputError(f"no network path from {name_a} (NIC {src_nic}, {net.switches[u]}) to {name_b} (NIC "
+                             f"{dst_nic}, {net.switches[t]}): the rails are separate switch planes, joined only "
+                             f"through NVLink (PXN)")
         paths = _count_paths(net, u, t)
         while u != t:
             u = _next_hop(net, u, t)

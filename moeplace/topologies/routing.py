@@ -28,6 +28,7 @@ from functools import cached_property
 import numpy as np
 
 from moeplace.topologies.base import Fabric
+from moeplace.errors import InputError
 from moeplace.topologies.network import UNREACHABLE, Network
 
 ROUTINGS = ("ecmp", "minimal", "valiant")
@@ -176,7 +177,8 @@ def propagate(arcs: _Arcs, dist_SC: np.ndarray, inject_SC: np.ndarray) -> tuple[
     X = np.array(inject_SC, dtype=np.float64)
     stuck = (X > 0) & (dist >= UNREACHABLE)
     if stuck.any():
-        raise ValueError("traffic enters a switch with no path to its destination")
+        raise InputError("traffic enters a switch with no path to its destination (rails on separate switch planes "
+                         "are joined only through NVLink: leave PXN on)")
     load = np.zeros(arcs.eu.size)
     top = int(dist[dist < UNREACHABLE].max(initial=0))
     for d in range(top, 0, -1):

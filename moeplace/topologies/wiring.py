@@ -26,6 +26,7 @@ class Wiring:
     cables: dict[tuple[int, int], list[float]] = field(default_factory=dict)   # (s1 < s2) -> [count, gbps, lat]
     nics: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)  # host -> [(switch, gbps, lat)]
     index: dict[str, int] = field(default_factory=dict)
+    loopbacks: int = 0        # cables from a switch to itself, counted and left out
 
     def add_switch(self, name: str, *, role: str = "", ports: int = 0, level: int = 0) -> int:
         assert name not in self.index, f"switch {name!r} added twice"
@@ -37,8 +38,10 @@ class Wiring:
         return self.index[name]
 
     def connect(self, s1: int, s2: int, *, gbps: float, latency_us: float, count: int = 1) -> None:
-        """`count` cables of `gbps` each between two switches."""
-        assert s1 != s2
+        """`count` cables of `gbps` each between two switches; a loopback (s1 == s2) is only counted."""
+        if s1 == s2:
+            self.loopbacks += count
+            return
         key = (min(s1, s2), max(s1, s2))
         c = self.cables.setdefault(key, [0, 0.0, latency_us])
         c[0] += count
@@ -81,7 +84,7 @@ class Wiring:
             a.append(N + s1), b.append(N + s2), cnt.append(int(c)), gbps.append(g), lat.append(lt)
         levels = np.array(self.levels, dtype=np.int8)
         roles = list(self.roles)
-        if np.any(levels == 0) or not all(roles):
+        if not all(roles) or (np.any(levels == 0) and "unconnected" not in roles):
             levels, roles = self._derive_levels(hosts, N, a, b)
         return Network(hosts=tuple(hosts), gpus_per_node=gpus_per_node, nics_per_node=R,
                        switches=tuple(self.switches), switch_level_S=levels, switch_role_S=tuple(roles),

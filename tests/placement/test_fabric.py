@@ -18,6 +18,9 @@ def test_sniff():
     assert sniff("#\n# Topology file\nvendid=0x2c9\n") == "ibnetdiscover"
     assert sniff('Switch\t41 "S-98039b0300a1b200"\t# "x"') == "ibnetdiscover"
     assert sniff("gpu[01-04] slots=8\n") == "hostlist"
+    assert sniff("\ufeff[root@ufm dgxa100]# ibnetdiscover\nvendid=0x2c9\n") == "ibnetdiscover"
+    assert sniff("me@ufm:~$ ibnetdiscover -p\nSW     1 21 0x98039b0300a1b200 4x HDR - SW 2 1 0x98039b0300a1b210 ( 'a' - 'b' )") \
+        == "ibnetdiscover"
 
 
 def test_generator_names_and_cluster_parameters():

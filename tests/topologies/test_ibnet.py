@@ -85,7 +85,8 @@ def test_truncated_at_a_block_boundary():
 def test_unknown_line():
     lines = _lines()
     lines.insert(12, "[3]\tsomething odd")
-    assert _error("\n".join(lines)) == "ib.txt: line 13: unrecognised line: '[3]\\tsomething odd'"
+    assert _error("\n".join(lines)) == ('ib.txt: line 13: unrecognised line (port [3] has no peer such as '
+                                       '"S-<guid>"[port] after it): \'[3]\\tsomething odd\'')
 
 
 def test_links_must_agree_from_both_ends():
