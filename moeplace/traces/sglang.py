@@ -28,11 +28,11 @@ from moeplace.traces.stats import RoutingStats
 TORCH_HINT = "pip install 'moeplace[runtime]'"
 
 
-def load_pt(p: Path) -> object:
+def load_pt(p: Path, what: str = "SGLang .pt dumps") -> object:
     try:
         import torch
     except ImportError:
-        raise InputError(f"reading SGLang .pt dumps needs PyTorch, which is not installed: {TORCH_HINT}",
+        raise InputError(f"reading {what} needs PyTorch, which is not installed: {TORCH_HINT}",
                          source=str(p)) from None
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
