@@ -1,4 +1,4 @@
-"""Regenerate the vLLM, TensorRT-LLM (`_raw`) and Megatron samples from the committed FLAME sample.
+"""Regenerate the vLLM, TensorRT-LLM (`_raw`), Megatron and more SGLang samples from the committed samples.
 
     python tests/data/routing/make_engine_samples.py
 
@@ -111,8 +111,24 @@ def megatron_samples(topk: np.ndarray, seq: np.ndarray, layers: np.ndarray) -> N
             (d / "manifest.json").write_text(json.dumps(man, indent=2))
 
 
+def sglang_samples() -> None:
+    """SGLang `per_pass` mode (the per_token sample's records with `global_physical_count` and no ids) and a
+    `stat` dump of a running-sum recorder (`logical_count` [layers, experts])."""
+    import torch
+
+    out = HERE / "sglang"
+    per_token = torch.load(out / "expert_distribution_recorder_1700000000.0_0.pt", weights_only=True)
+    records = [{k: v for k, v in r.items() if k != "topk_ids_of_layer"} for r in per_token["records"]]
+    torch.save({"records": records, "last_physical_to_logical_map": per_token["last_physical_to_logical_map"]},
+               out / "expert_distribution_recorder_1700000002.0_0.pt")
+    stat = torch.load(out / "expert_distribution_recorder_1700000001.0.pt", weights_only=True)
+    torch.save({"rank": 0, "logical_count": stat["logical_count"].sum(dim=0),
+                "average_utilization_rate_over_window": None}, out / "expert_distribution_recorder_1700000003.0.pt")
+
+
 def main() -> None:
     topk, seq, layers = flame()
+    sglang_samples()
     vllm_samples(topk, seq)
     trtllm_raw_samples(topk, seq, layers)
     megatron_samples(topk, seq, layers)
