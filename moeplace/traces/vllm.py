@@ -64,6 +64,10 @@ def read_eplb(p: Path, *, num_experts: int | None, top_k: int | None, provenance
             if kind == META:
                 if meta is not None:
                     raise InputError(f"a second {META} record", source=f"{src}:{n}", field="record_type")
+                for key in ("num_layers", "top_k"):
+                    v = rec.get(key)
+                    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                        raise InputError(f"must be a whole number >= 1, got {v!r}", source=f"{src}:{n}", field=key)
                 meta = rec
                 continue
             if kind != STATS:

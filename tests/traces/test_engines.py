@@ -54,6 +54,9 @@ def test_vllm_eplb_stats_build_says_what_was_not_measured(tmp_path, capsys):
      2, "expert_load: negative count -2 at index [0, 1]"),
     (["META", '{"record_type": "eplb_load_stats", "step": 1, "p2l_map": [[0, 1]]}'],
      2, "expert_load: eplb_load_stats record without 'expert_load'"),
+    (['{"record_type": "eplb_load_meta", "num_layers": "8"}'], 1, "num_layers: must be a whole number >= 1, got '8'"),
+    (["META", '{"record_type": "eplb_load_stats", "step": 1, "expert_load": [[1, 2], [3]], "p2l_map": [[0, 1]]}'],
+     2, "expert_load: must be a [layers][physical slots] matrix of numbers"),
     (["META", '{"record_type": "garbage"}'], 2, "record_type: unexpected record_type 'garbage' (expected "
      "eplb_load_meta or eplb_load_stats)"),
 ])
@@ -120,12 +123,17 @@ def test_megatron_trace_directories_give_full_statistics():
     assert one.layer_numbers == (5,) and one.num_tokens == 128
 
 
-def test_megatron_solve_accepts_the_trace(tmp_path, capsys):
-    pytest.importorskip("torch")
+@pytest.mark.parametrize("source, load_only", [(EPLB, True), (ROUTED, False), (RAW, False), (MEGATRON, False)])
+def test_solve_plans_from_every_engine_dump(tmp_path, capsys, source, load_only):
+    if source == MEGATRON:
+        pytest.importorskip("torch")
     code, out, err = run(["solve", "--model", "examples/flame-moe-290m.toml", "--nodes", "64", "--stats",
-                          str(MEGATRON), "--out", str(tmp_path / "p")], capsys)
+                          str(source), "--out", str(tmp_path / "p")], capsys)
     assert code == 0, err
-    assert "not measured" not in out
+    plan = json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert plan["stats"]["num_tokens"] == 256
+    assert ("co-activation and layer-to-layer traffic were not measured" in " ".join(out.split())) == load_only
+    assert ("assumed_independent" in plan["stats"]["provenance"]) == load_only
 
 
 def test_megatron_malformed_traces_name_file_and_key(tmp_path, capsys):
