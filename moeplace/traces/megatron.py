@@ -35,6 +35,8 @@ TENSORS = ("expert_ids", "token_ids", "gates", "source_rank")
 
 
 def trace_dirs(p: Path) -> list[Path]:
+    if p.is_file():
+        return [p.parent] if p.name == "manifest.json" else []
     if (p / "manifest.json").is_file():
         return [p]
     return sorted(d for d in p.iterdir() if d.is_dir() and (d / "manifest.json").is_file())

@@ -91,6 +91,10 @@ def detect_format(p: Path) -> str:
                          ".safetensors) nor a Megatron routing trace (manifest.json)", source=str(p))
     if not p.is_file():
         raise InputError("file not found", source=str(p))
+    if p.name == "manifest.json" and (p.parent / "tensors").is_dir():
+        return "megatron"
+    if p.name == "meta_info.json":
+        return "trtllm"
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         from moeplace.traces.vllm import is_eplb

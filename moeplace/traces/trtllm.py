@@ -81,6 +81,8 @@ def _keyed(tensors: dict[str, np.ndarray], src: str) -> dict[tuple[int, int], np
 
 
 def _files(p: Path) -> tuple[dict, dict[str, list[Path]]]:
+    if p.name == "meta_info.json":
+        p = p.parent
     root = p if p.is_dir() else p.parent
     meta_path = root / "meta_info.json"
     meta: dict = {}

@@ -162,3 +162,12 @@ def test_megatron_without_torch_says_what_to_install(tmp_path, capsys, monkeypat
     f = MEGATRON / "step0_layer2" / "tensors" / "expert_ids.pt"
     assert_error(code, err, f"{f}: reading Megatron routing traces needs PyTorch, which is not installed: "
                  "pip install 'moeplace[runtime]'")
+
+
+def test_manifest_and_meta_info_files_name_their_directories():
+    assert detect_format(RAW / "meta_info.json") == "trtllm"
+    assert_same_counts(read_stats(RAW / "meta_info.json"), reference())
+    pytest.importorskip("torch")
+    f = MEGATRON / "step1_layer5" / "manifest.json"
+    assert detect_format(f) == "megatron"
+    assert read_stats(f).layer_numbers == (5,)
