@@ -115,6 +115,13 @@ def _load(d: Path) -> dict:
             "group": (_int(man, "step_id", src, 0), _int(man, "microbatch_id", src, 0)), "src": src}
 
 
+def _aligned(t: dict, ref: dict) -> bool:
+    """Whether a trace's rows are the reference trace's tokens (same count and source ranks)."""
+    if t["ids"].shape[0] != ref["ids"].shape[0]:
+        return False
+    return t["ranks"] is None or ref["ranks"] is None or bool(np.array_equal(t["ranks"], ref["ranks"]))
+
+
 def read_megatron(p: Path, *, keep_paths: int | None, salt: int, provenance: dict) -> RoutingStats:
     dirs = trace_dirs(p)
     if not dirs:
@@ -137,21 +144,15 @@ def read_megatron(p: Path, *, keep_paths: int | None, salt: int, provenance: dic
     for g in sorted(groups):
         by_layer = groups[g]
         ref = max(by_layer.values(), key=lambda t: (t["ids"].shape[0], -t["layer"]))
-
-        def aligned(t: dict) -> bool:
-            if t["ids"].shape[0] != ref["ids"].shape[0]:
-                return False
-            return t["ranks"] is None or ref["ranks"] is None or bool(np.array_equal(t["ranks"], ref["ranks"]))
-
         n = ref["ids"].shape[0]
         paths = np.full((n, len(layers), k), -1, np.int64)
         for layer, t in by_layer.items():
-            if aligned(t):
+            if _aligned(t, ref):
                 paths[:, index[layer]] = t["ids"]
         add_rows(acc, paths, row, salt, ref["file"], "expert_ids")
         row += n
         for layer, t in sorted(by_layer.items()):
-            if aligned(t):
+            if _aligned(t, ref):
                 continue
             a = t["ids"].astype(np.int64)
             bad = (a < 0) | (a >= E)

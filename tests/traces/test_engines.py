@@ -171,3 +171,22 @@ def test_manifest_and_meta_info_files_name_their_directories():
     f = MEGATRON / "step1_layer5" / "manifest.json"
     assert detect_format(f) == "megatron"
     assert read_stats(f).layer_numbers == (5,)
+
+
+def test_megatron_layer_with_other_rows_is_misaligned(tmp_path):
+    torch = pytest.importorskip("torch")
+    import hashlib
+
+    d = tmp_path / "m"
+    shutil.copytree(MEGATRON, d)
+    t = d / "step0_layer5"
+    ranks = torch.load(t / "tensors" / "source_rank.pt", weights_only=True)
+    torch.save(1 - ranks, t / "tensors" / "source_rank.pt")
+    man = json.loads((t / "manifest.json").read_text())
+    man["tensors"]["source_rank"]["sha256"] = hashlib.sha256((t / "tensors" / "source_rank.pt").read_bytes()).hexdigest()
+    (t / "manifest.json").write_text(json.dumps(man))
+    s = read_stats(d)
+    ref = reference()
+    assert s.dropped_records == {"misaligned_rows": 128}
+    assert np.array_equal(s.load_LE, ref.load_LE) and np.array_equal(s.coact_LEE, ref.coact_LEE)
+    assert s.trans_tokens_L1.tolist() == [256, 256, 128, 128, 256, 256, 256]
