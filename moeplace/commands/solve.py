@@ -154,6 +154,7 @@ def summarize(outcome, out_dir: str) -> dict:
         "search_objective": outcome.result.details.get("search_objective"),
         "replan": outcome.result.details.get("replan"),
         "better_beyond_move_limit": outcome.result.details.get("better_beyond_move_limit", []),
+        "assumed_independent": plan.stats.provenance.get("assumed_independent", []),
     }
 
 
@@ -163,6 +164,12 @@ def print_summary(console: Console, m: dict) -> None:
                  f"{m['wall_time_s']:.1f} s)")
     if m["stop_note"]:
         console.line(f"warning: {m['stop_note']}")
+    if m.get("assumed_independent"):
+        missing = [w for part, w in (("coact", "co-activation"), ("trans", "layer-to-layer traffic"))
+                   if part in m["assumed_independent"]]
+        console.line(f"note: the statistics hold no {' or '.join(missing)} counts: {' and '.join(missing)} "
+                     f"{'were' if len(missing) > 1 else 'was'} not measured; planned as if experts were chosen "
+                     "independently (balance and popularity only)")
     rows = [("plan", fmt_bytes(m["objective"]), fmt_bytes(m["cross_node_bytes_per_token"]), "")]
     for name, b in m["baselines"].items():
         rel = (m["objective"] / b["objective"] - 1.0) * 100 if b["objective"] else 0.0

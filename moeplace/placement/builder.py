@@ -79,10 +79,12 @@ def load_stats(ref: str | None, model: ModelSpec, *, seed: int = 0, synth: dict 
     lines, SGLang dumps, TensorRT-LLM statistics; see moeplace.traces.read), or the synthetic default.
 
     A trace is aggregated on the fly (all its paths kept, for the exact dedup objective). Statistics that
-    lack transitions or co-activation (load-only dumps) are refused: the flow models need them.
+    lack transitions or co-activation (load-only dumps) plan with independent routing in their place
+    (`traces.counts.assume_independent`), named in the provenance as `assumed_independent`.
     """
     from pathlib import Path
 
+    from moeplace.traces.counts import assume_independent
     from moeplace.traces.read import ReadOptions, detect_format, read_stats
     from moeplace.traces.synth import synthesize
     from moeplace.traces.topk import check_topk, read_topk
@@ -110,7 +112,10 @@ def load_stats(ref: str | None, model: ModelSpec, *, seed: int = 0, synth: dict 
         stats = read_stats(p, ReadOptions(num_experts=model.num_experts, top_k=model.top_k, keep_paths=None), fmt)
         prov = dict(stats.provenance)
     stats.check_model(model.num_moe_layers, model.num_experts, model.top_k, str(p))
+    stats, assumed = assume_independent(stats)
     stats.check_plannable(str(p))
+    if assumed:
+        prov["assumed_independent"] = assumed
     prov["file"] = p.name
     prov.update(digest)
     return stats.with_provenance(prov)

@@ -76,3 +76,41 @@ def stats_from_counts(load_LE: np.ndarray, *, top_k: int, layer_numbers: tuple[i
                         trans_dropped_L1=np.zeros(max(L - 1, 0), np.int64),
                         measured=tuple(m for m in ("load", "coact", "trans", "trans_primary") if m in measured),
                         trans_pairing=trans_pairing, keep_paths=None)
+
+
+def assume_independent(s: RoutingStats) -> tuple[RoutingStats, list[str]]:
+    """Fill the count arrays a load-only (or co-occurrence-only) input did not measure with what independent
+    routing would give, and name them: a token's experts drawn by load alone at every layer.
+
+    coact[e, f] = load_e * q_f (k - 1) / (k - q_e), symmetrised (q = load / tokens, the choice probability);
+    trans[e, f] = tokens * q_e * q'_f (all k x k pairs); trans_primary = trans / k. Rounded to whole counts.
+    Planning from these balances load and places experts by popularity only.
+    """
+    import dataclasses
+
+    from moeplace.traces.stats import PARTS
+
+    missing = [p for p in PARTS if p not in s.measured]
+    if not missing or s.trans_pairing != "all":
+        return s, []
+    load = s.load_LE.astype(np.float64)
+    L, E = load.shape
+    k = s.top_k
+    T = np.maximum(s.tokens_L.astype(np.float64), 1.0)
+    q = load / T[:, None]
+    out = {}
+    if "coact" in missing:
+        c = load[:, :, None] * q[:, None, :] * (k - 1) / np.maximum(k - q[:, :, None], 1e-12)
+        c = (c + c.transpose(0, 2, 1)) / 2
+        c[:, np.arange(E), np.arange(E)] = 0
+        out["coact_LEE"] = np.rint(c).astype(np.int64)
+    if "trans" in missing or "trans_primary" in missing:
+        pair = np.minimum(s.tokens_L[:-1], s.tokens_L[1:]).astype(np.float64)
+        t = pair[:, None, None] * q[:-1, :, None] * q[1:, None, :]
+        if "trans" in missing:
+            out["trans_LEE"] = np.rint(t).astype(np.int64)
+            out["trans_tokens_L1"] = pair.astype(np.int64)
+        if "trans_primary" in missing:
+            out["trans_primary_LEE"] = np.rint(t / k).astype(np.int64)
+    prov = dict(s.provenance, assumed_independent=missing)
+    return dataclasses.replace(s, measured=PARTS, provenance=prov, **out), missing

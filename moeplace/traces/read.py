@@ -7,6 +7,9 @@
     routing-counts  .npz of routing-analysis counts (`load`, `cross`)          here (the OLMoE counts)
     sglang        SGLang expert-distribution dump (.pt)                       moeplace.traces.sglang
     trtllm        TensorRT-LLM expert statistics (dir or .safetensors)        moeplace.traces.trtllm
+    vllm-eplb     vLLM EPLB load records (JSON lines, eplb_load_stats)        moeplace.traces.vllm
+    vllm-routed   vLLM routed-expert arrays, one .npz member per request      moeplace.traces.vllm
+    megatron      Megatron routing trace (manifest.json + tensors/*.pt)       moeplace.traces.megatron
     csv           count matrices as CSV                                       moeplace.traces.csvcounts
 
 `build_stats` reads several files (each its own token namespace) and adds their statistics up.
@@ -71,22 +74,32 @@ def fingerprint(p: Path) -> str:
 
 def _dir_fingerprint(p: Path) -> str:
     h = hashlib.blake2b(digest_size=8)
-    for f in sorted(x for x in p.iterdir() if x.is_file()):
-        h.update(f.name.encode() + b"\0" + fingerprint(f).encode())
+    for f in sorted(x for x in p.rglob("*") if x.is_file()):
+        h.update(f.relative_to(p).as_posix().encode() + b"\0" + fingerprint(f).encode())
     return h.hexdigest()
 
 
 def detect_format(p: Path) -> str:
     if p.is_dir():
+        from moeplace.traces.megatron import trace_dirs
+
         if (p / "meta_info.json").is_file() or any(p.glob("*.safetensors")):
             return "trtllm"
-        raise InputError("a directory, but not TensorRT-LLM expert statistics (no meta_info.json or "
-                         ".safetensors)", source=str(p))
+        if trace_dirs(p):
+            return "megatron"
+        raise InputError("a directory, but neither TensorRT-LLM expert statistics (meta_info.json, "
+                         ".safetensors) nor a Megatron routing trace (manifest.json)", source=str(p))
     if not p.is_file():
         raise InputError("file not found", source=str(p))
+    if p.name == "manifest.json" and (p.parent / "tensors").is_dir():
+        return "megatron"
+    if p.name == "meta_info.json":
+        return "trtllm"
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        return "jsonl"
+        from moeplace.traces.vllm import is_eplb
+
+        return "vllm-eplb" if is_eplb(p) else "jsonl"
     if suffix == ".npy":
         return "topk"
     if suffix == ".pt":
@@ -105,12 +118,19 @@ def detect_format(p: Path) -> str:
             return "routing-counts"
         if "topk" in names:
             return "topk"
-        raise InputError(f"an .npz with neither `topk` (a trace) nor `load` (statistics); arrays: "
+        from moeplace.traces.vllm import routed_members
+
+        if routed_members(p):
+            return "vllm-routed"
+        raise InputError(f"an .npz with neither `topk` (a trace), `load` (statistics) nor only int [tokens, "
+                         f"layers, k] arrays (vLLM routed experts); arrays: "
                          f"{', '.join(sorted(names)) or 'none'}", source=str(p))
     with open(p, "rb") as fh:
         head = fh.read(1)
     if head == b"{":
-        return "jsonl"
+        from moeplace.traces.vllm import is_eplb
+
+        return "vllm-eplb" if is_eplb(p) else "jsonl"
     raise InputError(f"unknown trace format {suffix or '(no suffix)'!r} (known: .jsonl, .npy, .npz, .pt, "
                      f".safetensors, .csv, or a TensorRT-LLM statistics directory)", source=str(p))
 
@@ -223,6 +243,24 @@ def _trtllm(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
                        provenance=prov)
 
 
+def _vllm_eplb(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.traces.vllm import read_eplb
+
+    return read_eplb(p, num_experts=o.num_experts, top_k=o.top_k, provenance=prov)
+
+
+def _vllm_routed(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.traces.vllm import read_routed
+
+    return read_routed(p, num_experts=o.num_experts, keep_paths=o.keep_paths, salt=salt, provenance=prov)
+
+
+def _megatron(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.traces.megatron import read_megatron
+
+    return read_megatron(p, keep_paths=o.keep_paths, salt=salt, provenance=prov)
+
+
 def _csv(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
     from moeplace.traces.csvcounts import read_csv
 
@@ -236,3 +274,6 @@ register_reader(Reader("routing-counts", ".npz of routing-analysis counts (load,
 register_reader(Reader("sglang", "SGLang expert-distribution .pt dump", _sglang))
 register_reader(Reader("trtllm", "TensorRT-LLM expert statistics", _trtllm))
 register_reader(Reader("csv", "count matrices as CSV", _csv))
+register_reader(Reader("vllm-eplb", "vLLM EPLB load records (JSON lines)", _vllm_eplb))
+register_reader(Reader("vllm-routed", "vLLM routed-expert arrays (.npz, one member per request)", _vllm_routed))
+register_reader(Reader("megatron", "Megatron routing trace (manifest.json + tensors/*.pt)", _megatron))

@@ -28,6 +28,16 @@ def dropped_line(s: RoutingStats) -> str:
             f"{partial:,}")
 
 
+def not_measured_line(s: RoutingStats) -> str | None:
+    """What a count-only input did not measure, in words (None when co-activation and transitions were)."""
+    missing = [w for part, w in (("coact", "co-activation"), ("trans", "layer-to-layer traffic"))
+               if part not in s.measured]
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} {'were' if len(missing) > 1 else 'was'} not measured "
+            f"({', '.join(s.measured)} only); planning assumes experts are chosen independently")
+
+
 def build_summary(s: RoutingStats, out: str, wall_s: float) -> dict:
     records = int(s.tokens_L.sum()) if s.has("paths") or s.provenance.get("source") == "trace" else None
     rate = records / wall_s if records and wall_s > 0 else None
@@ -38,6 +48,8 @@ def build_summary(s: RoutingStats, out: str, wall_s: float) -> dict:
              + (f"; {records:,} (token, layer) records in {wall_s:.2f} s ({rate:,.0f} records/s)" if rate else
                 f"; {wall_s:.2f} s"),
              f"wrote {out}"]
+    if not_measured_line(s):
+        lines.insert(1, not_measured_line(s))
     return {"out": out, "num_tokens": s.num_tokens, "layers": list(s.layer_numbers), "num_experts": s.num_experts,
             "top_k": s.top_k, "measured": list(s.measured), "dropped_records": s.dropped_records,
             "trans_dropped": s.trans_dropped_L1.tolist(), "records": records, "wall_time_s": round(wall_s, 3),
@@ -59,6 +71,8 @@ def show_lines(s: RoutingStats, m: Measures, source: str) -> list[str]:
              f"measured: {', '.join(s.measured)}"
              + ("; transitions pair choices by rank (r-th with r-th)" if s.trans_pairing == "rank" else "")
              + (f"; path sample {s.paths_TLK.shape[0]:,} tokens" if s.has("paths") else "; no path sample")]
+    if not_measured_line(s):
+        lines.append(not_measured_line(s))
     if s.dropped_records or s.trans_dropped_L1.any():
         lines.append(dropped_line(s))
     return lines

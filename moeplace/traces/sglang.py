@@ -7,7 +7,11 @@ Two recorder modes are read:
   mapped to logical experts with the map; -1 pads unused top-k columns and layers without MoE (dense
   layers stay -1 for every token). One record is one forward pass: its rows are the same tokens at every
   layer, so transitions are exact.
-- `stat`: `{"rank", "logical_count": int [steps, layers, logical_experts], ...}`: loads only.
+- `per_pass`: the same records with `global_physical_count` int [layers, physical_experts] (choices per
+  slot in that forward pass) instead of the ids: slot counts are added into their logical experts with the
+  map and summed over records: loads only.
+- `stat` (and `stat_approx`): `{"rank", "logical_count": int [buffered steps, layers, logical_experts], ...}`,
+  or [layers, logical_experts] when the recorder keeps a running sum only: loads only, summed over steps.
 
 Files are loaded with `torch.load(..., weights_only=True)`: tensors, numbers, strings, lists and dicts, no
 code. torch is optional (`pip install 'moeplace[runtime]'`).
@@ -28,11 +32,11 @@ from moeplace.traces.stats import RoutingStats
 TORCH_HINT = "pip install 'moeplace[runtime]'"
 
 
-def load_pt(p: Path) -> object:
+def load_pt(p: Path, what: str = "SGLang .pt dumps") -> object:
     try:
         import torch
     except ImportError:
-        raise InputError(f"reading SGLang .pt dumps needs PyTorch, which is not installed: {TORCH_HINT}",
+        raise InputError(f"reading {what} needs PyTorch, which is not installed: {TORCH_HINT}",
                          source=str(p)) from None
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
@@ -59,30 +63,66 @@ def read_sglang(p: Path, *, num_experts: int | None, top_k: int | None, keep_pat
         raise InputError(f"expected a dict from SGLang's expert distribution recorder, got {type(obj).__name__}",
                          source=src)
     if "records" in obj:
-        return _per_token(obj, src, num_experts, keep_paths, salt, provenance)
+        return _per_token(obj, src, num_experts, top_k, keep_paths, salt, provenance)
     if "logical_count" in obj:
         count = check_counts("logical_count", _np(obj["logical_count"], src, "logical_count"), src)
+        if count.ndim == 2:
+            count = count[None]
         if count.ndim != 3:
-            raise InputError(f"must be [steps, layers, experts], got shape {count.shape}", source=src,
-                             field="logical_count")
-        if top_k is None:
-            raise InputError("logical_count holds loads only, not top-k: give --top-k or --model", source=src)
-        load = count.sum(axis=0)
-        moe = np.flatnonzero(load.sum(axis=1) > 0)
-        if moe.size == 0:
-            raise InputError("every count is zero", source=src, field="logical_count")
-        prov = dict(provenance, mode="stat", steps=int(count.shape[0]))
-        return stats_from_counts(load[moe], top_k=top_k, layer_numbers=tuple(int(x) for x in moe), src=src,
-                                 provenance=prov)
+            raise InputError(f"must be [steps, layers, experts] or [layers, experts], got shape {count.shape}",
+                             source=src, field="logical_count")
+        return _loads(count.sum(axis=0), src, "logical_count", top_k,
+                      dict(provenance, mode="stat", steps=int(count.shape[0])))
     raise InputError(f"neither 'records' (per_token mode) nor 'logical_count' (stat mode) in the dump "
                      f"(keys: {', '.join(map(str, obj))})", source=src)
 
 
-def _per_token(obj: dict, src: str, num_experts: int | None, keep_paths: int | None, salt: int,
-               provenance: dict) -> RoutingStats:
+def _loads(load: np.ndarray, src: str, name: str, top_k: int | None, prov: dict) -> RoutingStats:
+    """Loads [model layers, experts]: layers with no count are dense and dropped."""
+    if top_k is None:
+        raise InputError(f"{name} holds loads only, not top-k: give --top-k or --model", source=src)
+    moe = np.flatnonzero(load.sum(axis=1) > 0)
+    if moe.size == 0:
+        raise InputError("every count is zero", source=src, field=name)
+    return stats_from_counts(load[moe], top_k=top_k, layer_numbers=tuple(int(x) for x in moe), src=src,
+                             provenance=prov)
+
+
+def _per_pass(obj: dict, src: str, num_experts: int | None, top_k: int | None, provenance: dict) -> RoutingStats:
+    if "last_physical_to_logical_map" not in obj:
+        raise InputError("per_pass records without 'last_physical_to_logical_map'", source=src)
+    p2l = _np(obj["last_physical_to_logical_map"], src, "last_physical_to_logical_map").astype(np.int64)
+    if p2l.ndim != 2 or (p2l.size and p2l.min() < 0):
+        raise InputError(f"must be [layers, physical experts] of ids >= 0, got shape {p2l.shape}", source=src,
+                         field="last_physical_to_logical_map")
+    E = num_experts or int(p2l.max()) + 1
+    if p2l.max() >= E:
+        raise InputError(f"logical expert {int(p2l.max())} outside 0..{E - 1}", source=src,
+                         field="last_physical_to_logical_map")
+    load = np.zeros((p2l.shape[0], E), np.int64)
+    rows = np.repeat(np.arange(p2l.shape[0]), p2l.shape[1])
+    for i, rec in enumerate(obj["records"]):
+        name = f"records[{i}].global_physical_count"
+        if not isinstance(rec, dict) or "global_physical_count" not in rec:
+            raise InputError("has neither 'topk_ids_of_layer' (per_token) nor 'global_physical_count' (per_pass)",
+                             source=src, field=f"records[{i}]")
+        c = check_counts(name, _np(rec["global_physical_count"], src, name), src)
+        if c.shape != p2l.shape:
+            raise InputError(f"shape {c.shape} does not match last_physical_to_logical_map {p2l.shape}", source=src,
+                             field=name)
+        np.add.at(load, (rows, p2l.reshape(-1)), c.reshape(-1))
+    return _loads(load, src, "global_physical_count", top_k,
+                  dict(provenance, mode="per_pass", records=len(obj["records"])))
+
+
+def _per_token(obj: dict, src: str, num_experts: int | None, top_k: int | None, keep_paths: int | None,
+               salt: int, provenance: dict) -> RoutingStats:
     records = obj["records"]
     if not isinstance(records, list) or not records:
         raise InputError("'records' is empty", source=src, field="records")
+    if isinstance(records[0], dict) and "topk_ids_of_layer" not in records[0] \
+            and "global_physical_count" in records[0]:
+        return _per_pass(obj, src, num_experts, top_k, provenance)
     blocks = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict) or "topk_ids_of_layer" not in rec:

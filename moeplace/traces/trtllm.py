@@ -5,8 +5,10 @@ safetensors files whose tensors are keyed `"{iteration}_{layer}"`:
 
     cooccurrence_rank{r}.safetensors            int32 [E, E]  per iteration and layer: tokens that chose
                                                               both e and f (the diagonal: tokens that chose e)
-    token_selected_experts_rank{r}.safetensors  int32 [tokens, k]  the routed experts of every token
-    rank{r}.safetensors                         int32 [E]     tokens per expert (bincount)
+    rank{r}_raw.safetensors                     int32 [tokens, k]  the routed experts of every token
+    token_selected_experts_rank{r}.safetensors  (the same, under its older name)
+    rank{r}.safetensors                         int64 [E]     choices per expert: `torch.bincount` of the
+                                                              routed ids, added up over the iteration's calls
 
 Per-token files win (full statistics, exact transitions: within one iteration the rows of every layer are
 the same tokens; a layer whose row count differs is misaligned and kept out of transitions); otherwise
@@ -79,6 +81,8 @@ def _keyed(tensors: dict[str, np.ndarray], src: str) -> dict[tuple[int, int], np
 
 
 def _files(p: Path) -> tuple[dict, dict[str, list[Path]]]:
+    if p.name == "meta_info.json":
+        p = p.parent
     root = p if p.is_dir() else p.parent
     meta_path = root / "meta_info.json"
     meta: dict = {}
@@ -90,7 +94,7 @@ def _files(p: Path) -> tuple[dict, dict[str, list[Path]]]:
     files = sorted(root.glob("*.safetensors")) if p.is_dir() else [p]
     kinds: dict[str, list[Path]] = defaultdict(list)
     for f in files:
-        kind = ("tokens" if "token_selected_experts" in f.name else "cooccurrence" if "cooccurrence" in f.name
+        kind = ("tokens" if "token_selected_experts" in f.name or f.stem.endswith("_raw") else "cooccurrence" if "cooccurrence" in f.name
                 else "bincount")
         kinds[kind].append(f)
     if not files:

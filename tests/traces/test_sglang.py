@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -41,14 +42,17 @@ def test_stat_dump_needs_top_k(tmp_path, capsys):
     assert_error(code, err, f"{STAT}: logical_count holds loads only, not top-k: give --top-k or --model")
 
 
-def test_load_only_statistics_cannot_plan(tmp_path, capsys):
-    code, _, err = run(["stats", "build", str(STAT), "--top-k", "6", "-o", str(tmp_path / "s.npz")], capsys)
+def test_load_only_statistics_plan_and_say_what_was_not_measured(tmp_path, capsys):
+    code, out, err = run(["stats", "build", str(STAT), "--top-k", "6", "-o", str(tmp_path / "s.npz")], capsys)
     assert code == 0, err
-    code, _, err = run(["solve", "--model", "examples/flame-moe-290m.toml", "--nodes", "64", "--stats",
-                        str(tmp_path / "s.npz"), "--out", str(tmp_path / "p")], capsys)
-    assert_error(code, err, f"{tmp_path / 's.npz'}: holds no coact, trans, trans_primary counts; planning needs "
-                 "per-token traces (build the statistics from a trace with `moeplace stats build`, or synthesize "
-                 "with `moeplace stats synth --like`)")
+    assert "co-activation and layer-to-layer traffic were not measured (load only)" in out
+    code, out, err = run(["solve", "--model", "examples/flame-moe-290m.toml", "--nodes", "64", "--stats",
+                          str(tmp_path / "s.npz"), "--out", str(tmp_path / "p")], capsys)
+    assert code == 0, err
+    assert ("note: the statistics hold no co-activation or layer-to-layer traffic counts: co-activation and "
+            "layer-to-layer traffic were not measured") in " ".join(out.split())
+    plan = json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert plan["stats"]["provenance"]["assumed_independent"] == ["coact", "trans", "trans_primary"]
 
 
 def test_without_torch_the_error_says_what_to_install(tmp_path, capsys, monkeypatch):
@@ -84,3 +88,23 @@ def test_truncated_and_negative_ids(tmp_path, capsys):
                         str(tmp_path / "s.npz")], capsys)
     assert_error(code, err, f"{tmp_path / 'neg.pt'}: records[0].topk_ids_of_layer: expert id -5 at token 2, "
                  "layer 0, choice 1 outside 0..3")
+
+
+def test_per_pass_records_and_running_sum_stat_dumps_give_loads():
+    per_pass = read_stats(DATA / "sglang" / "expert_distribution_recorder_1700000002.0_0.pt", ReadOptions(top_k=6))
+    running = read_stats(DATA / "sglang" / "expert_distribution_recorder_1700000003.0.pt", ReadOptions(top_k=6))
+    for s in (per_pass, running):
+        assert s.measured == ("load",) and s.layer_numbers == tuple(range(2, 10))
+        assert np.array_equal(s.load_LE, reference().load_LE) and s.num_tokens == 256
+    assert per_pass.provenance["mode"] == "per_pass" and per_pass.provenance["records"] == 2
+
+
+def test_per_pass_count_of_the_wrong_shape_names_the_record(tmp_path, capsys):
+    p2l = torch.zeros((3, 4), dtype=torch.int64)
+    torch.save({"records": [{"global_physical_count": torch.ones((3, 4), dtype=torch.int32)},
+                            {"global_physical_count": torch.ones((3, 5), dtype=torch.int32)}],
+                "last_physical_to_logical_map": p2l}, tmp_path / "pp.pt")
+    code, _, err = run(["stats", "build", str(tmp_path / "pp.pt"), "--top-k", "1", "-o", str(tmp_path / "s.npz")],
+                       capsys)
+    assert_error(code, err, f"{tmp_path / 'pp.pt'}: records[1].global_physical_count: shape (3, 5) does not match "
+                 "last_physical_to_logical_map (3, 4)")
