@@ -148,6 +148,7 @@ def summarize(outcome, out_dir: str) -> dict:
         "replicas": outcome.problem.num_replicas,
         "baselines": {k: v.model_dump() for k, v in plan.baselines.items()},
         "vs_layer_major": (s.objective / lm.objective - 1.0) if lm and lm.objective else None,
+        "stats_note": plan.stats.provenance.get("assumed"),
     }
 
 
@@ -157,6 +158,8 @@ def print_summary(console: Console, m: dict) -> None:
                  f"{m['wall_time_s']:.1f} s)")
     if m["stop_note"]:
         console.line(f"warning: {m['stop_note']}")
+    if m.get("stats_note"):
+        console.line(f"note: load-only statistics: {m['stats_note']}")
     rows = [("plan", fmt_bytes(m["objective"]), fmt_bytes(m["cross_node_bytes_per_token"]), "")]
     for name, b in m["baselines"].items():
         rel = (m["objective"] / b["objective"] - 1.0) * 100 if b["objective"] else 0.0

@@ -6,8 +6,9 @@
                                 topology.conf, `vendid=`/`Switch 41 "S-..."` is ibnetdiscover output,
                                 anything else a host list
 
-An imported file names the cluster's hosts; the plan uses `--hosts` of them when given, else all of them
-(their count must then equal the cluster's nodes). The fabric's `params` record how to build it again:
+An imported file names the cluster's hosts; the plan uses `--hosts` of them when given, else all of them.
+With neither `--nodes` nor `--hosts` (nor hosts in the cluster file), the cluster is the file's hosts
+(`sized_by_file`); with `--nodes`, their count must equal it. The fabric's `params` record how to build it again:
 the resolved generator spec, or the file's name, path and sha256 (`rebuild_fabric`).
 """
 
@@ -44,6 +45,30 @@ def cluster_hosts(cluster: ClusterSpec) -> tuple[str, ...]:
         raise InputError(f"hostlist {cluster.hosts!r} names {len(hosts)} hosts, the cluster has "
                          f"{cluster.num_nodes} nodes", field="hosts")
     return hosts
+
+
+def imported_file(topology: str | None) -> Path | None:
+    """The path when `--topology` names a cluster's own file (topology.conf, ibnetdiscover, host list)."""
+    if topology is None or ALIASES.get(topology.lower(), topology.lower()) in GENERATORS:
+        return None
+    path = Path(topology)
+    if not path.is_file() or path.suffix.lower() in (".toml", ".json"):
+        return None
+    return path
+
+
+def sized_by_file(cluster: ClusterSpec, topology: str | None, *, nodes_given: bool) -> tuple[ClusterSpec, str | None]:
+    """The cluster with the nodes of its `--topology` file when no node count or host names were given,
+    and the file's name then (None: the cluster as it was). `solve` and `topology` size clusters by it."""
+    path = imported_file(topology)
+    if path is None:
+        return cluster, None
+    n = len(read_imported(cluster, path).hosts)  # read even when sized otherwise: a bad file fails first
+    if nodes_given or cluster.hosts is not None:
+        return cluster, None
+    if n == cluster.num_nodes:
+        return cluster, str(path)
+    return ClusterSpec.model_validate({**cluster.model_dump(), "num_nodes": n}), str(path)
 
 
 def generate(cluster: ClusterSpec, spec: FatTreeSpec | DragonflyPlusSpec,
