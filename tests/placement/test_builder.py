@@ -148,3 +148,18 @@ def test_load_only_statistics_are_completed_by_independent_routing(tmp_path):
     got = load_stats(str(tmp_path / "s.npz"), model)
     assert got.provenance["assumed"] == ASSUMED_NOTE
     assert np.array_equal(got.trans_LEE, s.trans_LEE)
+
+
+def test_evaluate_on_load_only_statistics_says_so(tmp_path, capsys):
+    model = load_model(TINY)
+    full = RoutingStats.from_paths(np.tile(np.array([[0, 1], [2, 3], [4, 5], [6, 7]]), (100, 1, 1)), 8)
+    RoutingStats(load_LE=full.load_LE, coact_LEE=np.zeros_like(full.coact_LEE), trans_LEE=np.zeros_like(full.trans_LEE),
+                 trans_primary_LEE=np.zeros_like(full.trans_LEE), num_tokens=100, top_k=2,
+                 layer_numbers=model.moe_layer_numbers, measured=("load",)).save(tmp_path / "s.npz")
+    code, out, err = run(["solve", "--model", TINY, "--nodes", "4", "--stats", str(tmp_path / "s.npz"), "--work-limit",
+                          "500", "--no-emit", "--out", str(tmp_path / "p")], capsys)
+    assert code == 0, err
+    assert f"note: load-only statistics: {ASSUMED_NOTE}" in " ".join(out.split())
+    code, out, err = run(["evaluate", str(tmp_path / "p"), "--stats", str(tmp_path / "s.npz")], capsys)
+    assert code == 0, err
+    assert f"scored on statistics {tmp_path / 's.npz'} (load only: {ASSUMED_NOTE})" in " ".join(out.split())
