@@ -8,7 +8,8 @@
 
 An imported file names the cluster's hosts; the plan uses `--hosts` of them when given, else all of them.
 With neither `--nodes` nor `--hosts` (nor hosts in the cluster file), the cluster is the file's hosts
-(`sized_by_file`); with `--nodes`, their count must equal it. The fabric's `params` record how to build it again:
+(`sized_by_file`; those with the cluster's NIC count when the file's hosts differ, leaving login and storage
+nodes out); with `--nodes`, their count must equal it. The fabric's `params` record how to build it again:
 the resolved generator spec, or the file's name, path and sha256 (`rebuild_fabric`).
 """
 
@@ -63,12 +64,19 @@ def sized_by_file(cluster: ClusterSpec, topology: str | None, *, nodes_given: bo
     path = imported_file(topology)
     if path is None:
         return cluster, None
-    n = len(read_imported(cluster, path).hosts)  # read even when sized otherwise: a bad file fails first
+    imp = read_imported(cluster, path)  # read even when sized otherwise: a bad file fails first
     if nodes_given or cluster.hosts is not None:
         return cluster, None
-    if n == cluster.num_nodes:
+    update: dict = {"num_nodes": len(imp.hosts)}
+    nics = getattr(imp.wiring, "nics", None)
+    if nics is not None and len({len(nics[h]) for h in imp.hosts}) > 1:
+        # hosts with other NIC counts (login, storage nodes) are not GPU nodes of the cluster
+        gpu_hosts = [h for h in imp.hosts if len(nics[h]) == cluster.nics_per_node]
+        if gpu_hosts:
+            update = {"num_nodes": len(gpu_hosts), "hosts": ",".join(gpu_hosts)}
+    if update == {"num_nodes": cluster.num_nodes}:
         return cluster, str(path)
-    return ClusterSpec.model_validate({**cluster.model_dump(), "num_nodes": n}), str(path)
+    return ClusterSpec.model_validate({**cluster.model_dump(), **update}), str(path)
 
 
 def generate(cluster: ClusterSpec, spec: FatTreeSpec | DragonflyPlusSpec,

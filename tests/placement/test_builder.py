@@ -163,3 +163,17 @@ def test_evaluate_on_load_only_statistics_says_so(tmp_path, capsys):
     code, out, err = run(["evaluate", str(tmp_path / "p"), "--stats", str(tmp_path / "s.npz")], capsys)
     assert code == 0, err
     assert f"scored on statistics {tmp_path / 's.npz'} (load only: {ASSUMED_NOTE})" in " ".join(out.split())
+
+
+def test_an_ibnetdiscover_file_sizes_the_cluster_by_its_gpu_hosts(tmp_path, capsys):
+    ib = str(REPO / "tests" / "data" / "topologies" / "rail-hdr-24.ibnetdiscover")   # 24 GPU hosts and login01
+    code, out, err = run(["topology", "show", "--topology", ib, "--json", "--no-bisection"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["nodes"] == 24
+    code, out, err = run(["solve", "--topology", ib, "--out", str(tmp_path / "p")], capsys)
+    assert err == (f"error: {ib}: 32 experts x 58 MoE layers = 1,856 experts do not fit 24 nodes x 8 GPUs x 1 experts "
+                   "per GPU = 192 slots: --experts-per-gpu 10 fits them on its 24 hosts, or a fabric of 232 nodes\n")
+    code, out, err = run(["solve", "--topology", ib, "--model", TINY, "--work-limit", "500", "--no-emit", "--json",
+                          "--out", str(tmp_path / "q")], capsys)
+    assert code == 0, err
+    assert json.loads(out)["topology"].endswith("(using 24 of its 25 hosts)")
