@@ -16,12 +16,13 @@ from moeplace.traces.synth import synthesize
 
 
 def check_capacity(model: ModelSpec, cluster: ClusterSpec, *, replicas: int = 0, copies: int | None = None,
-                   nodes_from: str | None = None) -> None:
+                   nodes_from: str | None = None, hint: str | None = None) -> None:
     """Refuse a model that cannot fit the cluster's expert slots, before any statistics are built or traces read.
 
     The one capacity check of solve, compare, evaluate, predict and `api.solve`; its one line says what fits.
     replicas: extra copies asked for (`--replicas`); copies: the items of a plan being re-read (copies
-    included); nodes_from: the file that sets the node count (it then cannot be changed with --nodes).
+    included); nodes_from: the file that sets the node count (it then cannot be changed with --nodes);
+    hint: what fits, in the caller's words, with `{per_gpu}` and `{nodes}` filled in.
     """
     items = model.num_items if copies is None else int(copies)
     slots, gpus, G, X, N = cluster.num_slots, cluster.num_gpus, cluster.gpus_per_node, cluster.experts_per_gpu, \
@@ -40,7 +41,9 @@ def check_capacity(model: ModelSpec, cluster: ClusterSpec, *, replicas: int = 0,
             else f"{items:,} experts (copies included)")
     per_gpu = -(-items // gpus)
     nodes = -(-items // (G * X))
-    if nodes_from:
+    if hint:
+        fits = hint.format(per_gpu=per_gpu, nodes=nodes)
+    elif nodes_from:
         fits = f"--experts-per-gpu {per_gpu} fits them on its {N} hosts, or a fabric of {nodes} nodes"
     else:
         fits = f"--experts-per-gpu {per_gpu} fits them, or --nodes {nodes}"

@@ -124,7 +124,8 @@ class _Runner:
         self.worlds = resolve_worlds(cfg.worlds, cfg.cluster_ref)
         if 1 in cfg.experts_per_gpu:  # the expert-per-GPU design, checked before any statistics are built
             for world in self.worlds:
-                check_capacity(self.model, world.cluster.model_copy(update={"experts_per_gpu": 1}))
+                check_capacity(self.model, world.cluster.model_copy(update={"experts_per_gpu": 1}),
+                               hint="the expert-per-GPU design needs {nodes} nodes: leave 1 out of --experts-per-gpu")
         self.stats = load_stats(cfg.stats_ref, self.model, seed=cfg.seed)
         self.placer = Placer(self.model, self.stats, solver=cfg.solver, work_limit=cfg.work_limit, seed=cfg.seed,
                              plan_path=cfg.plan_path)

@@ -177,3 +177,12 @@ def test_an_ibnetdiscover_file_sizes_the_cluster_by_its_gpu_hosts(tmp_path, caps
                           "--out", str(tmp_path / "q")], capsys)
     assert code == 0, err
     assert json.loads(out)["topology"].endswith("(using 24 of its 25 hosts)")
+
+
+def test_compare_refuses_before_any_statistics(tmp_path, capsys, monkeypatch):
+    no_statistics(monkeypatch)
+    code, _, err = run(["compare", "--model", "deepseek-v3", "--out", str(tmp_path / "c")], capsys)
+    assert code == 2
+    assert err == ("error: cluster: 256 experts x 58 MoE layers = 14,848 experts do not fit 232 nodes x 8 GPUs x 1 "
+                   "experts per GPU = 1,856 slots: the expert-per-GPU design needs 1856 nodes: leave 1 out of "
+                   "--experts-per-gpu\n")
