@@ -128,7 +128,9 @@ def plan_request(*, model: str | Path | ModelSpec | None = None, cluster: str | 
 
     topology = None if topology is None else str(topology)
     cluster_spec, sized_from = sized_by_file(cluster_spec, topology, nodes_given=nodes is not None or hosts is not None)
-    if redundant_experts is None:  # before any statistics are built or traces read (EP layouts check their own)
+    # capacity before any statistics are built or traces read (EP layouts check their own; a phase without
+    # one is refused by plan_placement first)
+    if redundant_experts is None and phase is None:
         check_capacity(model_spec, cluster_spec, replicas=replicas, nodes_from=sized_from)
     stats_obj = stats if isinstance(stats, RoutingStats) else None
     stats_ref = None if stats is None or stats_obj is not None else str(stats)
