@@ -125,9 +125,18 @@ def plan_request(*, model: str | Path | ModelSpec | None = None, cluster: str | 
         cluster_spec = validate_spec(ClusterSpec, {**cluster_spec.model_dump(), "topology": topology.model_dump()},
                                      "topology")
         topology = None
+    from moeplace.placement.builder import check_capacity
+    from moeplace.placement.fabric import sized_by_file
+
+    topology = None if topology is None else str(topology)
+    cluster_spec, sized_from = sized_by_file(cluster_spec, topology, nodes_given=nodes is not None or hosts is not None)
+    # capacity before any statistics are built or traces read (EP layouts check their own; a phase without
+    # one is refused by plan_placement first)
+    if redundant_experts is None and phase is None:
+        check_capacity(model_spec, cluster_spec, replicas=replicas, nodes_from=sized_from)
     stats_obj = stats if isinstance(stats, RoutingStats) else None
     stats_ref = None if stats is None or stats_obj is not None else str(stats)
-    return PlanRequest(model=model_spec, cluster=cluster_spec, topology=None if topology is None else str(topology),
+    return PlanRequest(model=model_spec, cluster=cluster_spec, topology=topology,
                        stats_ref=stats_ref, stats=stats_obj, flow=flow, dedup=dedup, solver=solver,
                        time_limit_s=time_limit_s, work_limit=work_limit, seed=seed,
                        balance_per_layer=balance_per_layer, tier_costs=tier_costs, synth=synth, replicas=replicas,

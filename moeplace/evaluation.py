@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.placement.builder import build_problem, load_stats
+from moeplace.placement.builder import ASSUMED_NOTE, build_problem, check_capacity, load_stats
 from moeplace.placement.fabric import rebuild_fabric
 from moeplace.placement.metrics import placement_metrics
 from moeplace.placement.plan import Plan, load_plan
@@ -71,7 +71,10 @@ def plan_problem(plan: Plan, path: Path | None, *, stats_ref: str | None = None,
     """A plan record rebuilt as its problem; `path` is where it was read from (None: never written), which
     names it in errors and is searched for the topology file it was made on."""
     label = Path(str(path) if path is not None else "plan")
+    check_capacity(plan.model, plan.cluster, copies=int(plan.copies_LE().sum()))  # before statistics or a trace
     stats, scored_on = plan_statistics(plan, label, stats_ref, trace_ref)
+    if stats.provenance.get("assumed_independent") and (stats_ref or trace_ref):
+        scored_on += f" (load only: {ASSUMED_NOTE})"
     search = (path.parent, Path.cwd()) if path is not None else (Path.cwd(),)
     fabric = rebuild_fabric(plan.cluster, plan.topology.kind, plan.topology.params, search_dirs=search)
     costs = TierCosts(tuple(float(plan.flow.tier_costs[k]) for k in TIER_KEYS))

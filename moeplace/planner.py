@@ -14,7 +14,7 @@ import numpy as np
 
 from moeplace import interrupts
 from moeplace.placement.baselines import BASELINES
-from moeplace.placement.builder import build_fabric, build_problem, default_tier_costs, load_stats
+from moeplace.placement.builder import build_fabric, build_problem, check_capacity, default_tier_costs, load_stats
 from moeplace.placement.cost import evaluate
 from moeplace.placement.metrics import load_imbalance
 from moeplace.placement.plan import BaselineRecord, Plan, SolverRecord, StatsRecord, build_plan
@@ -64,6 +64,7 @@ class PlanOutcome:
 
 
 def make_problem(req: PlanRequest) -> tuple[Problem, RoutingStats]:
+    check_capacity(req.model, req.cluster, replicas=req.replicas)  # first: no statistics for a request that cannot fit
     fabric = build_fabric(req.cluster, req.topology)  # first: a bad topology file fails before any work
     stats = req.stats
     if stats is None:

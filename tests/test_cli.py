@@ -108,8 +108,8 @@ def test_malformed_model_file(tmp_path, capsys):
 
 def test_model_that_does_not_fit(tmp_path, capsys):
     code, _, err = run(["solve", "--nodes", "200", "--out", str(tmp_path / "p")], capsys)
-    assert_one_line_error(code, err, "cluster: 32 experts x 58 MoE layers = 1856 experts do not fit 200 nodes x 8 "
-                          "GPUs x 1 experts per GPU = 1600 slots")
+    assert_one_line_error(code, err, "cluster: 32 experts x 58 MoE layers = 1,856 experts do not fit 200 nodes x 8 "
+                          "GPUs x 1 experts per GPU = 1,600 slots: --experts-per-gpu 2 fits them, or --nodes 232")
     assert not (tmp_path / "p").exists()
 
 
@@ -119,8 +119,8 @@ def test_trace_with_expert_id_out_of_range(tmp_path, capsys):
     topk[2, 1, 1] = 8
     np.savez(tmp_path / "t.npz", topk=topk)
     code, _, err = run(["solve", *SMALL, "--stats", str(tmp_path / "t.npz"), "--out", str(tmp_path / "p")], capsys)
-    assert_one_line_error(code, err, f"{tmp_path / 't.npz'}: topk: expert id 8 at token 2, MoE layer 1, choice 1 "
-                          "exceeds the model's 8 experts (0..7)")
+    assert_one_line_error(code, err, f"{tmp_path / 't.npz'}: topk: expert id 8 at token 2, layer 1, choice 1 "
+                          "outside 0..7")
     assert not (tmp_path / "p").exists()
 
 

@@ -22,10 +22,12 @@ def fabric_options(fn):
 
 def _fabric(cluster_ref, topology, nodes, gpus_per_node, experts_per_gpu, hosts, node_name_map):
     from moeplace.placement.builder import build_fabric
+    from moeplace.placement.fabric import sized_by_file
     from moeplace.placement.presets import load_cluster
 
     cluster = load_cluster(cluster_ref, num_nodes=nodes, gpus_per_node=gpus_per_node,
                            experts_per_gpu=experts_per_gpu, hosts=hosts, node_name_map=node_name_map)
+    cluster, _ = sized_by_file(cluster, topology, nodes_given=nodes is not None or hosts is not None)
     return build_fabric(cluster, topology)
 
 

@@ -15,6 +15,42 @@ from moeplace.traces.stats import RoutingStats
 from moeplace.traces.synth import synthesize
 
 
+def check_capacity(model: ModelSpec, cluster: ClusterSpec, *, replicas: int = 0, copies: int | None = None,
+                   nodes_from: str | None = None, hint: str | None = None) -> None:
+    """Refuse a model that cannot fit the cluster's expert slots, before any statistics are built or traces read.
+
+    The one capacity check of solve, compare, evaluate, predict and `api.solve`; its one line says what fits.
+    replicas: extra copies asked for (`--replicas`); copies: the items of a plan being re-read (copies
+    included); nodes_from: the file that sets the node count (it then cannot be changed with --nodes);
+    hint: what fits, in the caller's words, with `{per_gpu}` and `{nodes}` filled in.
+    """
+    items = model.num_items if copies is None else int(copies)
+    slots, gpus, G, X, N = cluster.num_slots, cluster.num_gpus, cluster.gpus_per_node, cluster.experts_per_gpu, \
+        cluster.num_nodes
+    if replicas:
+        if X != 1:
+            raise InputError(f"replicas need one expert per GPU (experts_per_gpu is {X}); for copies in an EP "
+                             "layout use --flow ep --redundant-experts R", field="--replicas")
+        spare = max(slots - items, 0)
+        if replicas > spare:
+            raise InputError(f"{replicas} replicas need {replicas} spare GPUs; {N} nodes x {G} GPUs = {gpus} GPUs "
+                             f"hold {items} experts and leave {spare} spare", field="--replicas")
+    if items <= slots:
+        return
+    what = (f"{model.num_experts} experts x {model.num_moe_layers} MoE layers = {items:,} experts" if copies is None
+            else f"{items:,} experts (copies included)")
+    per_gpu = -(-items // gpus)
+    nodes = -(-items // (G * X))
+    if hint:
+        fits = hint.format(per_gpu=per_gpu, nodes=nodes)
+    elif nodes_from:
+        fits = f"--experts-per-gpu {per_gpu} fits them on its {N} hosts, or a fabric of {nodes} nodes"
+    else:
+        fits = f"--experts-per-gpu {per_gpu} fits them, or --nodes {nodes}"
+    raise InputError(f"{what} do not fit {N:,} nodes x {G} GPUs x {X} experts per GPU = {slots:,} slots: {fits}",
+                     source=nodes_from, field=None if nodes_from else "cluster")
+
+
 def build_fabric(cluster: ClusterSpec, topology: str | None = None) -> Fabric:
     """The fabric `--topology` names: fat-tree, dragonfly+ (the generators, with the cluster's topology
     parameters when it is that kind), a generator .toml/.json, a Slurm topology.conf, ibnetdiscover output or
@@ -58,14 +94,7 @@ def build_problem(model: ModelSpec, cluster: ClusterSpec, stats: RoutingStats, *
     fabric = fabric or build_fabric(cluster)
     traffic = build_traffic(flow, stats, model, dedup=dedup)
     if copies_LE is None:
-        if replicas and cluster.experts_per_gpu != 1:
-            raise InputError(f"replicas need one expert per GPU (experts_per_gpu is {cluster.experts_per_gpu}); for "
-                             "copies in an EP layout use --flow ep --redundant-experts R", field="--replicas")
-        spare = cluster.num_slots - model.num_items
-        if replicas > max(spare, 0):
-            raise InputError(f"{replicas} replicas need {replicas} spare GPUs; {cluster.num_nodes} nodes x "
-                             f"{cluster.gpus_per_node} GPUs = {cluster.num_gpus} GPUs hold {model.num_items} experts "
-                             f"and leave {max(spare, 0)} spare", field="--replicas")
+        check_capacity(model, cluster, replicas=replicas)
         copies_LE = choose_copies(stats.load_LE, replicas)
     item_base, item_replica = item_table(copies_LE)
     traffic = expand_traffic(traffic, item_base)
@@ -87,7 +116,6 @@ def load_stats(ref: str | None, model: ModelSpec, *, seed: int = 0, synth: dict 
     from moeplace.traces.counts import assume_independent
     from moeplace.traces.read import ReadOptions, detect_format, read_stats
     from moeplace.traces.synth import synthesize
-    from moeplace.traces.topk import check_topk, read_topk
 
     if ref is None:
         knobs = dict(synth or {})
@@ -98,18 +126,17 @@ def load_stats(ref: str | None, model: ModelSpec, *, seed: int = 0, synth: dict 
         raise InputError("file not found", source=str(p))
     fmt = detect_format(p)
     digest = {"sha256": file_digest(str(p))} if p.is_file() else {}
+    layers = None
     if fmt == "topk":
-        topk = read_topk(p)
-        check_topk(topk, model.num_moe_layers, model.num_experts, model.top_k, str(p))
-        prov = {"source": "trace", "file": p.name, **digest}
-        return RoutingStats.from_paths(topk, model.num_experts, layer_numbers=model.moe_layer_numbers,
-                                       provenance=prov, keep_paths=None)
+        check_topk_header(p, model)
+        layers = model.moe_layer_numbers
     if fmt == "stats":
         stats = RoutingStats.load(p)
         prov = dict(stats.provenance)
         prov.setdefault("source", "statistics")
     else:
-        stats = read_stats(p, ReadOptions(num_experts=model.num_experts, top_k=model.top_k, keep_paths=None), fmt)
+        stats = read_stats(p, ReadOptions(num_experts=model.num_experts, top_k=model.top_k, keep_paths=None,
+                                          layer_numbers=layers), fmt)
         prov = dict(stats.provenance)
     stats.check_model(model.num_moe_layers, model.num_experts, model.top_k, str(p))
     stats, assumed = assume_independent(stats)
@@ -119,3 +146,20 @@ def load_stats(ref: str | None, model: ModelSpec, *, seed: int = 0, synth: dict 
     prov["file"] = p.name
     prov.update(digest)
     return stats.with_provenance(prov)
+
+
+ASSUMED_NOTE = "co-activation and layer-to-layer traffic were not measured: planned on independent routing"
+
+
+def check_topk_header(path, model: ModelSpec) -> None:
+    """A `topk` trace's shape, from its header, against the model: nothing past the header is read."""
+    from moeplace.traces.arrays import topk_blocks
+
+    shape, _ = topk_blocks(path)
+    if len(shape) != 3:
+        raise InputError(f"must be [tokens, moe_layers, k], got shape {shape}", source=str(path), field="topk")
+    if shape[1] != model.num_moe_layers:
+        raise InputError(f"{shape[1]} MoE layers, the model has {model.num_moe_layers}", source=str(path),
+                         field="topk")
+    if shape[2] != model.top_k:
+        raise InputError(f"top-{shape[2]} rows, the model has top_k {model.top_k}", source=str(path), field="topk")

@@ -6,8 +6,10 @@
                                 topology.conf, `vendid=`/`Switch 41 "S-..."` is ibnetdiscover output,
                                 anything else a host list
 
-An imported file names the cluster's hosts; the plan uses `--hosts` of them when given, else all of them
-(their count must then equal the cluster's nodes). The fabric's `params` record how to build it again:
+An imported file names the cluster's hosts; the plan uses `--hosts` of them when given, else all of them.
+With neither `--nodes` nor `--hosts` (nor hosts in the cluster file), the cluster is the file's hosts
+(`sized_by_file`; those with the cluster's NIC count when the file's hosts differ, leaving login and storage
+nodes out); with `--nodes`, their count must equal it. The fabric's `params` record how to build it again:
 the resolved generator spec, or the file's name, path and sha256 (`rebuild_fabric`).
 """
 
@@ -45,6 +47,37 @@ def cluster_hosts(cluster: ClusterSpec) -> tuple[str, ...]:
         raise InputError(f"hostlist {cluster.hosts!r} names {len(hosts)} hosts, the cluster has "
                          f"{cluster.num_nodes} nodes", field="hosts")
     return hosts
+
+
+def imported_file(topology: str | None) -> Path | None:
+    """The path when `--topology` names a cluster's own file (topology.conf, ibnetdiscover, host list)."""
+    if topology is None or ALIASES.get(topology.lower(), topology.lower()) in GENERATORS:
+        return None
+    path = Path(topology)
+    if not path.is_file() or path.suffix.lower() in (".toml", ".json"):
+        return None
+    return path
+
+
+def sized_by_file(cluster: ClusterSpec, topology: str | None, *, nodes_given: bool) -> tuple[ClusterSpec, str | None]:
+    """The cluster with the nodes of its `--topology` file when no node count or host names were given,
+    and the file's name then (None: the cluster as it was). `solve` and `topology` size clusters by it."""
+    path = imported_file(topology)
+    if path is None:
+        return cluster, None
+    imp = read_imported(cluster, path)  # read even when sized otherwise: a bad file fails first
+    if nodes_given or cluster.hosts is not None:
+        return cluster, None
+    update: dict = {"num_nodes": len(imp.hosts)}
+    nics = getattr(imp.wiring, "nics", None)
+    if nics is not None and len({len(nics[h]) for h in imp.hosts}) > 1:
+        # hosts with other NIC counts (login, storage nodes) are not GPU nodes of the cluster
+        gpu_hosts = [h for h in imp.hosts if len(nics[h]) == cluster.nics_per_node]
+        if gpu_hosts:
+            update = {"num_nodes": len(gpu_hosts), "hosts": ",".join(gpu_hosts)}
+    if update == {"num_nodes": cluster.num_nodes}:
+        return cluster, str(path)
+    return ClusterSpec.model_validate({**cluster.model_dump(), **update}), str(path)
 
 
 def generate(cluster: ClusterSpec, spec: FatTreeSpec | DragonflyPlusSpec,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from moeplace.costmodel.deployment import Options, Workload
 from moeplace.costmodel.model import Prediction, Prepared, predict, prepare
 from moeplace.errors import InputError
-from moeplace.placement.builder import load_stats
+from moeplace.placement.builder import check_capacity, load_stats
 from moeplace.placement.presets import load_model
 from moeplace.report.scenarios import (
     SCALES,
@@ -121,8 +121,12 @@ class _Runner:
         self.cfg = cfg
         self.progress = progress or (lambda _msg: None)
         self.model = load_model(cfg.model_ref)
-        self.stats = load_stats(cfg.stats_ref, self.model, seed=cfg.seed)
         self.worlds = resolve_worlds(cfg.worlds, cfg.cluster_ref)
+        if 1 in cfg.experts_per_gpu:  # the expert-per-GPU design, checked before any statistics are built
+            for world in self.worlds:
+                check_capacity(self.model, world.cluster.model_copy(update={"experts_per_gpu": 1}),
+                               hint="the expert-per-GPU design needs {nodes} nodes: leave 1 out of --experts-per-gpu")
+        self.stats = load_stats(cfg.stats_ref, self.model, seed=cfg.seed)
         self.placer = Placer(self.model, self.stats, solver=cfg.solver, work_limit=cfg.work_limit, seed=cfg.seed,
                              plan_path=cfg.plan_path)
         self._prep: dict[tuple[str, str, str], Prepared] = {}

@@ -113,6 +113,8 @@ def repartition_pair(search, a: int, b: int) -> float:
     count_b = int((items_b >= 0).sum())
     tr = p.traffic
     edges = search.edges_of_items(free)
+    if edges.size == 0:  # experts no token reaches: nothing to gain by moving them
+        return 0.0
     src = tr.src_H[edges]
     dst = tr.dst_HK[edges]
     members = np.concatenate([src[:, None], dst], axis=1)          # [H, K+1]

@@ -38,10 +38,25 @@ def stats_arrays(s: RoutingStats) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_stats(s: RoutingStats, path: str | Path) -> None:
+def npz_bytes(arrays: dict[str, np.ndarray], *, level: int = 1) -> bytes:
+    """An `.npz` (what `np.load` reads) of the arrays, deflated at `level` (1: about 7 times faster than
+    `np.savez_compressed`'s 6, a path sample's file about 40% larger), with fixed member times: the same arrays give
+    the same bytes."""
+    import zipfile
+
     buf = io.BytesIO()
-    np.savez_compressed(buf, **stats_arrays(s))
-    write_bytes(path, buf.getvalue())
+    with zipfile.ZipFile(buf, "w") as zf:
+        for key, val in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(val), allow_pickle=False)
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, member.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=level)
+    return buf.getvalue()
+
+
+def save_stats(s: RoutingStats, path: str | Path) -> None:
+    write_bytes(path, npz_bytes(stats_arrays(s)))
 
 
 def read_npz(p: Path) -> dict[str, np.ndarray]:
