@@ -99,7 +99,7 @@ def test_rebuild_from_a_plan_record(tmp_path):
     src = tmp_path / "topology.conf"
     src.write_text((DATA / "ant-tree.topology.conf").read_text())
     f = build_fabric(cluster, str(src))
-    again = rebuild_fabric(cluster, f.kind, f.params)
+    again = rebuild_fabric(cluster, f.kind, f.params, search_dirs=(tmp_path,))
     assert (again.node_tier_NN == f.node_tier_NN).all()
     moved = tmp_path / "plan"
     moved.mkdir()
@@ -111,6 +111,15 @@ def test_rebuild_from_a_plan_record(tmp_path):
     (moved / "topology.conf").unlink()
     with pytest.raises(InputError, match="the plan was made on topology file topology.conf"):
         rebuild_fabric(cluster, f.kind, f.params, search_dirs=(moved,))
+    (tmp_path / "elsewhere").mkdir()
+    src = tmp_path / "elsewhere" / "topology.conf"
+    src.write_text((DATA / "ant-tree.topology.conf").read_text())
+    f = build_fabric(cluster, str(src))
+    with pytest.raises(InputError, match="opened only beside the plan or in the current directory"):
+        rebuild_fabric(cluster, f.kind, f.params, search_dirs=(moved,))  # never opened outside the plan's dirs
+    (moved / "topology.conf").symlink_to(src)
+    with pytest.raises(InputError, match="opened only beside the plan"):
+        rebuild_fabric(cluster, f.kind, f.params, search_dirs=(moved,))  # nor through a link pointing out
     gen = build_fabric(load_cluster("seed"), "dragonfly+")
     assert np.array_equal(rebuild_fabric(load_cluster("seed"), gen.kind, gen.params).node_pod_N, gen.node_pod_N)
     legacy = rebuild_fabric(load_cluster("seed"), "fat-tree", {"nodes_per_leaf": 20, "leaves_per_pod": 2})
