@@ -43,6 +43,11 @@ def cluster_hosts(cluster: ClusterSpec) -> tuple[str, ...]:
     if len(hosts) != cluster.num_nodes:
         raise InputError(f"hostlist {cluster.hosts!r} names {len(hosts)} hosts, the cluster has "
                          f"{cluster.num_nodes} nodes", field="hosts")
+    seen: dict[str, int] = {}
+    for i, h in enumerate(hosts):
+        if seen.setdefault(h, i) != i:
+            raise InputError(f"hostlist {cluster.hosts[:80]!r} names host {h} twice (nodes {seen[h]} and {i})",
+                             field="hosts")
     return hosts
 
 
