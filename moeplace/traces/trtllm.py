@@ -45,6 +45,8 @@ def read_safetensors(p: Path) -> dict[str, np.ndarray]:
             if size < 8 or n > size - 8:
                 raise InputError(f"truncated: header of {n} bytes in a file of {size}", source=src)
             header = json.loads(fh.read(n).decode("utf-8"))
+    except InputError:
+        raise
     except RecursionError:
         raise InputError("not a safetensors file (header nested too deeply)", source=src) from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, a 5000-digit integer
