@@ -173,7 +173,7 @@ def _topk(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
         w = read_small(p, "weights")
         if w is not None and tuple(w.shape) != tuple(shape):
             raise InputError(f"shape {w.shape} does not match topk's {shape}", source=str(p), field="weights")
-    acc = Accumulator(layers, E, shape[2], o.keep_paths)
+    acc = Accumulator(layers, E, shape[2], o.keep_paths, str(p))
     row = 0
     for block in blocks:
         add_rows(acc, block, row, salt, str(p), "topk")

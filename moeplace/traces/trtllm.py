@@ -149,7 +149,7 @@ def _tokens(files: list[Path], E: int, k: int, keep_paths: int | None, salt: int
     keyed = [(f, _keyed(read_safetensors(f), str(f))) for f in files]
     layers = tuple(sorted({layer for _, d in keyed for (_, layer) in d}))
     index = {layer: i for i, layer in enumerate(layers)}
-    acc = Accumulator(layers, E, k, keep_paths)
+    acc = Accumulator(layers, E, k, keep_paths, str(files[0]))
     row = 0
     for f, d in keyed:
         by_iter: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
