@@ -153,7 +153,7 @@ def _jsonl(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
 
 def _topk(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
     from moeplace.traces.aggregate import Accumulator
-    from moeplace.traces.arrays import add_rows, read_small, topk_blocks
+    from moeplace.traces.arrays import add_rows, npz_headers, read_small, topk_blocks
 
     shape, blocks = topk_blocks(p)
     if len(shape) != 3:
@@ -170,9 +170,9 @@ def _topk(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
         raise InputError(f"{len(layers)} layer numbers for {shape[1]} layers", source=str(p), field="layers")
     check_shape(shape[1], E, shape[2], str(p))
     if p.suffix.lower() == ".npz":
-        w = read_small(p, "weights")
-        if w is not None and tuple(w.shape) != tuple(shape):
-            raise InputError(f"shape {w.shape} does not match topk's {shape}", source=str(p), field="weights")
+        w = npz_headers(p).get("weights")  # its header only: the weights themselves are never needed
+        if w is not None and w[0] != tuple(shape):
+            raise InputError(f"shape {w[0]} does not match topk's {shape}", source=str(p), field="weights")
     acc = Accumulator(layers, E, shape[2], o.keep_paths, str(p))
     row = 0
     for block in blocks:
