@@ -46,12 +46,13 @@ def _edit(data: dict, what: str) -> None:
     ("replica gap", "but no replica 0 (replicas are numbered 0..r-1)"),
     ("host newline", "is not a valid host name"),
 ])
-@pytest.mark.parametrize("command", [["evaluate"], ["predict"], ["topology", "loads"], ["emit"]])
+@pytest.mark.parametrize("command", [["evaluate"], ["predict"], ["topology", "loads"], ["emit"],
+                                     ["solve", "--model", TINY, "--nodes", "4", "--gpus-per-node", "8", "--from"]])
 def test_every_command_refuses_an_inconsistent_plan(tmp_path, capsys, solved, what, words, command):
     data = json.loads(json.dumps(solved))
     _edit(data, what)
     (tmp_path / "plan.json").write_text(json.dumps(data))
-    extra = ["--out", str(tmp_path / "launch")] if command == ["emit"] else []
+    extra = ["--out", str(tmp_path / "launch")] if command[0] in ("emit", "solve") else []
     code, _, err = run([*command, str(tmp_path), *extra], capsys)
     assert code == 2 and err.count("\n") == 1 and "placements: " in err and words in err, err
 
