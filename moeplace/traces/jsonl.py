@@ -229,11 +229,16 @@ def first_look(data: bytes) -> tuple[list[_Rec], int, tuple[int, ...]]:
     k = len(recs[0].experts)
     if k == 0:
         raise ChunkError(line_offset(data, 0, 0), "empty experts list")
-    bad = next((i for i, r in enumerate(recs) if not 0 <= r.layer <= MAX_LAYER_NUMBER), None)
-    if bad is not None:
+    try:
+        lay = np.fromiter(map(_LAYER, recs), np.int64, len(recs))
+        ok = (lay >= 0) & (lay <= MAX_LAYER_NUMBER)
+    except OverflowError:  # past int64: find it the slow way
+        ok = np.fromiter((0 <= r.layer <= MAX_LAYER_NUMBER for r in recs), bool, len(recs))
+    if not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
         raise ChunkError(line_offset(data, 0, bad), f"layer {str(recs[bad].layer)[:40]} is outside "
                                                     f"0..{MAX_LAYER_NUMBER}")
-    layers = tuple(int(x) for x in np.unique(np.fromiter(map(_LAYER, recs), np.int64, len(recs))))
+    layers = tuple(int(x) for x in np.unique(lay))
     return recs, k, layers
 
 

@@ -179,6 +179,7 @@ JSONL_CASES = {
     "token 10^26": ('{"token":100000000000000000000000000,"layer":0,"experts":[0,1]}', "line 1: token 1000"),
     "expert 10^26": ('{"token":1,"layer":0,"experts":[0,100000000000000000000000000]}', "line 1: expert id"),
     "negative layer": ('{"token":0,"layer":-3,"experts":[0,1]}', "line 1: layer -3 is outside"),
+    "layer 10^26": ('{"token":0,"layer":100000000000000000000000000,"experts":[0,1]}', "line 1: layer 1000"),
     "huge layer": ('{"token":0,"layer":9223372036854775807,"experts":[0,1]}', "line 1: layer 92233"),
     "k > E": ('{"token":0,"layer":0,"experts":[0,1,2,3,0,1]}', "rows of 6 experts, more than the 4"),
     "4000 wide": ('{"token":0,"layer":0,"experts":[' + ",".join(["1"] * 4000) + "]}", "rows of 4000 experts"),
