@@ -35,9 +35,10 @@ def npz_members(p: Path) -> list[str]:
                          source=str(p)) from None
 
 
-def npz_headers(p: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape and dtype of every array of an `.npz` from its headers alone; object arrays (pickles) and
-    declared sizes over `limits.MAX_ARRAY_BYTES` are refused before anything is read."""
+def npz_headers(p: Path, *, sizes: bool = True) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array of an `.npz` from its headers alone; object arrays (pickles) and, with
+    `sizes` (files read whole: statistics), declared sizes over `limits.MAX_ARRAY_BYTES` are refused before
+    anything is read. A streamed `topk` trace may be larger than memory: `sizes=False`."""
     out = {}
     try:
         with zipfile.ZipFile(p) as zf:
@@ -47,7 +48,8 @@ def npz_headers(p: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                     shape, _, dtype = _header(fh)
                 if dtype.hasobject:
                     raise InputError("holds pickled objects, which moeplace never loads", source=str(p), field=name)
-                array_bytes(shape, dtype.itemsize, str(p), name)
+                if sizes:
+                    array_bytes(shape, dtype.itemsize, str(p), name)
                 out[name] = (tuple(shape), dtype)
     except InputError:
         raise
@@ -67,7 +69,7 @@ def read_small(p: Path, name: str) -> np.ndarray | None:
     """A small member of an `.npz` (metadata), or None when absent."""
     if name not in npz_members(p):
         return None
-    shape, dtype = npz_headers(p)[name]
+    shape, dtype = npz_headers(p, sizes=False)[name]
     if dtype.hasobject or int(np.prod(shape, dtype=np.int64)) > 1 << 20:
         raise InputError(f"shape {shape} is too large for metadata", source=str(p), field=name)
     try:

@@ -170,7 +170,7 @@ def _topk(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
         raise InputError(f"{len(layers)} layer numbers for {shape[1]} layers", source=str(p), field="layers")
     check_shape(shape[1], E, shape[2], str(p))
     if p.suffix.lower() == ".npz":
-        w = npz_headers(p).get("weights")  # its header only: the weights themselves are never needed
+        w = npz_headers(p, sizes=False).get("weights")  # its header only: the weights are never read
         if w is not None and w[0] != tuple(shape):
             raise InputError(f"shape {w[0]} does not match topk's {shape}", source=str(p), field="weights")
     acc = Accumulator(layers, E, shape[2], o.keep_paths, str(p))
@@ -210,7 +210,8 @@ def _routing_counts(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingSt
     if pairs != want:
         raise InputError(f"layer pairs {pairs} are not the consecutive recorded layers {want}", source=str(p),
                          field="cross_layer_pairs")
-    return stats_from_counts(d["load"], top_k=file_int(d["top_k"], str(p), "top_k", 1, MAX_EXPERTS), layer_numbers=layers, src=str(p),
+    top_k = file_int(d["top_k"], str(p), "top_k", 1, MAX_EXPERTS)
+    return stats_from_counts(d["load"], top_k=top_k, layer_numbers=layers, src=str(p),
                              provenance=dict(prov, note="rank-aligned pairs between non-adjacent layers"),
                              trans_LEE=d["cross"], trans_pairing="rank")
 
