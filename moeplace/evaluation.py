@@ -15,6 +15,7 @@ import numpy as np
 
 from moeplace.errors import InputError
 from moeplace.placement.builder import ASSUMED_NOTE, build_problem, check_capacity, load_stats
+from moeplace.placement.consistency import plan_problems
 from moeplace.placement.fabric import rebuild_fabric
 from moeplace.placement.metrics import placement_metrics
 from moeplace.placement.plan import Plan, load_plan
@@ -71,6 +72,10 @@ def plan_problem(plan: Plan, path: Path | None, *, stats_ref: str | None = None,
     """A plan record rebuilt as its problem; `path` is where it was read from (None: never written), which
     names it in errors and is searched for the topology file it was made on."""
     label = Path(str(path) if path is not None else "plan")
+    problems = plan_problems(plan)
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise InputError(problems[0] + more, source=str(label), field="placements")
     check_capacity(plan.model, plan.cluster, copies=int(plan.copies_LE().sum()))  # before statistics or a trace
     stats, scored_on = plan_statistics(plan, label, stats_ref, trace_ref)
     if stats.provenance.get("assumed_independent") and (stats_ref or trace_ref):

@@ -204,8 +204,14 @@ def origin_assignment(path: str, problem: Problem) -> np.ndarray:
     from moeplace.evaluation import resolve_plan_path
     from moeplace.placement.plan import load_plan
 
+    from moeplace.placement.consistency import plan_problems
+
     p = resolve_plan_path(path)
     old = load_plan(p)
+    problems = plan_problems(old)
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise InputError(problems[0] + more, source=str(p), field="placements")
     for field in ("num_experts", "num_moe_layers", "top_k"):
         a, b = getattr(old.model, field), getattr(problem.model, field)
         if a != b:

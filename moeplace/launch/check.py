@@ -97,7 +97,7 @@ def check_dir(directory: str | Path) -> CheckResult:
     for name in sorted(engine_names):
         if name not in expected and (d / name).exists():
             problems.append(f"{name}: present, but the plan has no layout the engines run (see engines/README.md)")
-    problems += [f"{rel}: {p}" for rel, p in _directory_problems(d, set(expected) | engine_names)]
+    problems += [f"{rel}: {p}" for rel, p in _directory_problems(d, set(expected) | engine_names | _trace(options))]
     return CheckResult(d, tuple(problems), len(expected), layout.world_size, layout.num_nodes)
 
 
@@ -107,6 +107,11 @@ def _mode_problems(path: Path, executable: bool) -> Iterator[str]:
         yield f"not executable by everyone (mode {mode:04o}; emit writes 0755): chmod 755 {path.name}"
     if mode & 0o002:
         yield f"writable by every user (mode {mode:04o}): anyone could change what the job runs"
+
+
+def _trace(options: EmitOptions) -> set[str]:
+    """The trace `emit --trace` put beside the manifest (a name inside the folder, see launch/manifest.py)."""
+    return {options.trace_file} if options.trace_file else set()
 
 
 def _directory_problems(d: Path, known: set[str]) -> Iterator[tuple[str, str]]:

@@ -7,9 +7,10 @@ buffer sizes that keep every tensor shape static (for CUDA graphs).
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from moeplace.placement.schema import ModelSpec
 
@@ -43,7 +44,27 @@ class RoutingSource(_Frozen):
     kind: Literal["synthetic", "trace"] = "synthetic"
     seed: int = 0
     knobs: dict[str, float] = Field(default_factory=dict, description="synthetic generator knobs")
-    trace_file: str | None = Field(default=None, description="trace path, relative to the manifest's folder")
+    trace_file: str | None = Field(default=None, description="trace path inside the manifest's folder (relative, "
+                                   "no '..'): the runtime opens nothing outside it because of this name")
+
+    @field_validator("trace_file")
+    @classmethod
+    def _inside(cls, v: str | None) -> str | None:
+        problem = None if v is None else trace_file_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+
+def trace_file_problem(name: str) -> str | None:
+    """Why `name` cannot be a manifest's trace_file (None when it can): it must stay inside the folder."""
+    p = PurePosixPath(name)
+    if not name or len(name) > 1024 or not name.isprintable() or "\\" in name:
+        return f"trace_file {name[:60]!r} must be a printable relative path of at most 1024 characters"
+    if p.is_absolute() or ".." in p.parts:
+        return (f"trace_file {name[:60]!r} must name a file inside the manifest's folder (no absolute path, "
+                f"no '..'): the runtime opens nothing outside it")
+    return None
 
 
 class Timeouts(_Frozen):

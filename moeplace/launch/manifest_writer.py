@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from moeplace.errors import InputError
 from moeplace.fileio import dumps_json
 from moeplace.launch.layout import Layout
 from moeplace.launch.manifest import (
@@ -19,6 +20,7 @@ from moeplace.launch.manifest import (
     Manifest,
     RankEntry,
     RoutingSource,
+    trace_file_problem,
 )
 from moeplace.launch.options import EmitOptions
 
@@ -50,6 +52,9 @@ def routing_source(layout: Layout, options: EmitOptions) -> tuple[RoutingSource,
     source = prov.get("source", "synthetic")
     if source == "trace" or options.trace_file:
         name = options.trace_file or prov.get("file")
+        if name is not None and trace_file_problem(str(name)):
+            raise InputError(f"{trace_file_problem(str(name))} (put the trace beside manifest.json, or emit with "
+                             f"--trace FILE)", source="plan.json", field="stats.provenance.file")
         warnings = [] if options.trace_file else [
             f"the plan was built from trace {name!r}: put it beside manifest.json or re-emit with --trace PATH"]
         seed = int(prov.get("seed", layout.plan.solver.seed))

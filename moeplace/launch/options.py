@@ -27,7 +27,17 @@ class EmitOptions(BaseModel):
     time: str | None = Field(default=None, description="Slurm time limit, e.g. 00:30:00")
     slurm_gpus: bool = Field(default=True, description="request --gpus-per-node in the sbatch script")
     cpus_per_rank: int = Field(default=1, ge=1, le=4096, description="cores per rank in the Open MPI rankfile")
-    trace_file: str | None = Field(default=None, description="the plan's trace, relative to the output directory")
+    trace_file: str | None = Field(default=None, description="the plan's trace, a name inside the output directory")
+
+    @field_validator("trace_file")
+    @classmethod
+    def _trace_inside(cls, v: str | None) -> str | None:
+        from moeplace.launch.manifest import trace_file_problem
+
+        problem = None if v is None else trace_file_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("job_name", "partition", "account", "time")
     @classmethod

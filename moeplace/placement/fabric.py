@@ -46,6 +46,11 @@ def cluster_hosts(cluster: ClusterSpec) -> tuple[str, ...]:
     if len(hosts) != cluster.num_nodes:
         raise InputError(f"hostlist {cluster.hosts!r} names {len(hosts)} hosts, the cluster has "
                          f"{cluster.num_nodes} nodes", field="hosts")
+    seen: dict[str, int] = {}
+    for i, h in enumerate(hosts):
+        if seen.setdefault(h, i) != i:
+            raise InputError(f"hostlist {cluster.hosts[:80]!r} names host {h} twice (nodes {seen[h]} and {i})",
+                             field="hosts")
     return hosts
 
 
@@ -219,9 +224,19 @@ def rebuild_fabric(cluster: ClusterSpec, kind: str, params: dict, *, search_dirs
 
 
 def find_recorded_file(params: dict, search_dirs: tuple[Path, ...]) -> Path:
-    """The topology file a plan names, where its sha256 still matches."""
-    recorded = Path(params.get("path", params.get("file", "")))
-    candidates = [recorded] + [d / recorded for d in search_dirs] + [d / recorded.name for d in search_dirs]
+    """The topology file a plan names, where its sha256 still matches.
+
+    A plan is data, so the file it names is opened only inside `search_dirs` (the plan's folder and the
+    current directory, the places the user pointed at): at its recorded path when that lies inside one of
+    them, or under its recorded name there. A plan naming `/etc/shadow` (or a link beside it pointing there)
+    opens nothing."""
+    recorded = Path(str(params.get("path", params.get("file", ""))))
+    name = Path(str(params.get("file") or recorded.name)).name
+    candidates: list[Path] = []
+    for d in search_dirs:
+        for c in (recorded if recorded.is_absolute() else d / recorded, d / name):
+            if name and _inside(c, d) and c not in candidates:
+                candidates.append(c)
     changed = None
     for c in candidates:
         if c.is_file():
@@ -232,8 +247,16 @@ def find_recorded_file(params: dict, search_dirs: tuple[Path, ...]) -> Path:
         raise InputError(f"the plan was made on a different version of this file (sha256 "
                          f"{str(params.get('sha256'))[:12]}...)", source=str(changed))
     digest = str(params.get("sha256"))[:12]
-    raise InputError(f"the plan was made on topology file {recorded.name} (sha256 {digest}...), not found at "
-                     f"{recorded} or beside the plan", source="topology")
+    raise InputError(f"the plan was made on topology file {name or '?'} (sha256 {digest}...), recorded at "
+                     f"{str(recorded)[:200]!r}: a plan's topology file is opened only beside the plan or in the "
+                     f"current directory; copy it there or run from its folder", source="topology")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+        return False
 
 
 def _with_params(fabric: Fabric, **extra) -> Fabric:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
-from moeplace.launch.manifest import Manifest
+from moeplace.launch.manifest import Manifest, trace_file_problem
 from moeplace.traces.synth import synthesize_paths
 from moeplace.traces.topk import check_topk, read_topk
 
@@ -94,6 +94,18 @@ def gate_weights(shape: tuple[int, int, int], seed: int) -> np.ndarray:
     return (w / w.sum(axis=2, keepdims=True)).astype(np.float32)
 
 
+def trace_path(name: str, base: Path | None) -> Path:
+    """The manifest's trace inside its folder `base`; a name or a link leading out of it is refused."""
+    problem = trace_file_problem(name)
+    root = (base or Path.cwd()).resolve()
+    path = root / name
+    if problem is None and not path.resolve().is_relative_to(root):
+        problem = f"trace_file {name[:60]!r} leads out of the manifest's folder (a symbolic link?)"
+    if problem:
+        raise InputError(problem, source="manifest.json", field="routing.trace_file")
+    return path
+
+
 def draw_routing(manifest: Manifest, num_tokens: int, num_steps: int, *, base: Path | None = None
                  ) -> list[StepRouting]:
     """`num_steps` distinct steps of `num_tokens` tokens each (the run cycles through them)."""
@@ -105,9 +117,7 @@ def draw_routing(manifest: Manifest, num_tokens: int, num_steps: int, *, base: P
         if not src.trace_file:
             raise InputError("routing.kind is 'trace' but no trace_file is given", source="manifest.json",
                              field="routing.trace_file")
-        path = Path(src.trace_file)
-        if not path.is_absolute() and base is not None:
-            path = base / path
+        path = trace_path(src.trace_file, base)
         topk = read_topk(path)
         check_topk(topk, L, E, k, str(path))
         idx = np.arange(total) % topk.shape[0]

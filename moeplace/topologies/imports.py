@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from moeplace.errors import InputError
 from moeplace.topologies.base import Fabric, fabric_from_network
-from moeplace.topologies.hostlist import compress_hostlist
+from moeplace.topologies.hostlist import compress_hostlist, host_problem
 from moeplace.topologies.wiring import Wiring
 
 DEFAULT_SWITCH_LATENCY_US = 0.13
@@ -40,6 +40,9 @@ class Imported:
         for h in hosts:
             if h in seen:
                 raise InputError(f"host {h!r} is chosen twice", source=self.source)
+            bad = host_problem(h)  # a file's host reaches plan.json and the launch scripts: refused here, first
+            if bad:
+                raise InputError(bad, source=self.source)
             seen.add(h)
         net = self.wiring.build(list(hosts), gpus_per_node, switch_latency_us=self.switch_latency_us,
                                 source=self.source)

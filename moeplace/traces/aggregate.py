@@ -10,13 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 from moeplace.traces.kernels import Counts, add_into, count_layer_rows, count_paths, zero_counts
+from moeplace.traces.limits import check_shape
 from moeplace.traces.stats import PARTS, RoutingStats, bottom_k
 
 
 class Accumulator:
     """Counts of one trace. `add_tokens` for token paths, `add_layer_rows` for rows that cannot be aligned."""
 
-    def __init__(self, layer_numbers: tuple[int, ...], num_experts: int, top_k: int, keep_paths: int | None):
+    def __init__(self, layer_numbers: tuple[int, ...], num_experts: int, top_k: int, keep_paths: int | None,
+                 source: str | None = None):
+        check_shape(len(layer_numbers), int(num_experts), int(top_k), source)  # before the count arrays exist
         self.layer_numbers = tuple(layer_numbers)
         self.num_experts = int(num_experts)
         self.top_k = int(top_k)

@@ -20,8 +20,10 @@ import numpy as np
 from moeplace.errors import InputError
 from moeplace.traces.aggregate import Accumulator
 from moeplace.traces.kernels import duplicate_rows, sample_keys
+from moeplace.traces.limits import MAX_EXPERTS, MAX_LAYERS, array_bytes
 
 BLOCK_ROWS = 1 << 16
+BLOCK_BYTES = 64 << 20
 
 
 def npz_members(p: Path) -> list[str]:
@@ -33,10 +35,43 @@ def npz_members(p: Path) -> list[str]:
                          source=str(p)) from None
 
 
+def npz_headers(p: Path, *, sizes: bool = True) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array of an `.npz` from its headers alone; object arrays (pickles) and, with
+    `sizes` (files read whole: statistics), declared sizes over `limits.MAX_ARRAY_BYTES` are refused before
+    anything is read. A streamed `topk` trace may be larger than memory: `sizes=False`."""
+    out = {}
+    try:
+        with zipfile.ZipFile(p) as zf:
+            for info in zf.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                with zf.open(info) as fh:
+                    shape, _, dtype = _header(fh)
+                if dtype.hasobject:
+                    raise InputError("holds pickled objects, which moeplace never loads", source=str(p), field=name)
+                if sizes:
+                    array_bytes(shape, dtype.itemsize, str(p), name)
+                out[name] = (tuple(shape), dtype)
+    except InputError:
+        raise
+    except Exception as exc:  # BadZipFile, a bad header, EOFError, OSError on truncated files
+        raise InputError(f"not a readable .npz, truncated or corrupt ({type(exc).__name__}: {exc})",
+                         source=str(p)) from None
+    return out
+
+
+def _header(fh) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(fh)
+    reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    return reader.get(version, np.lib.format.read_array_header_2_0)(fh)
+
+
 def read_small(p: Path, name: str) -> np.ndarray | None:
     """A small member of an `.npz` (metadata), or None when absent."""
     if name not in npz_members(p):
         return None
+    shape, dtype = npz_headers(p, sizes=False)[name]
+    if dtype.hasobject or int(np.prod(shape, dtype=np.int64)) > 1 << 20:
+        raise InputError(f"shape {shape} is too large for metadata", source=str(p), field=name)
     try:
         with np.load(p, allow_pickle=False) as z:
             return z[name]
@@ -61,24 +96,23 @@ def topk_blocks(p: Path, name: str = "topk") -> tuple[tuple[int, ...], Iterator[
         except Exception as exc:
             raise InputError(f"not a readable .npy, truncated or corrupt ({type(exc).__name__}: {exc})",
                              source=str(p)) from None
-        _check_dtype(arr.dtype, p, name)
-        return arr.shape, (np.asarray(arr[i:i + BLOCK_ROWS]) for i in range(0, arr.shape[0], BLOCK_ROWS))
+        _check_dtype(arr.dtype, p, name, arr.shape)
+        step = max(1, min(BLOCK_ROWS, BLOCK_BYTES // max(arr[:1].nbytes, 1)))
+        return arr.shape, (np.asarray(arr[i:i + step]) for i in range(0, arr.shape[0], step))
     members = npz_members(p)
     if name not in members:
         raise InputError(f"no array '{name}' (found: {', '.join(members) or 'none'})", source=str(p))
     zf = zipfile.ZipFile(p)
     fh = zf.open(name + ".npy")
     try:
-        version = np.lib.format.read_magic(fh)
-        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        shape, fortran, dtype = reader.get(version, np.lib.format.read_array_header_2_0)(fh)
+        shape, fortran, dtype = _header(fh)
     except Exception as exc:
         zf.close()
         raise InputError(f"truncated or corrupt ({type(exc).__name__}: {exc})", source=str(p), field=name) from None
     if dtype.hasobject:
         zf.close()
         raise InputError("holds pickled objects, which moeplace never loads", source=str(p), field=name)
-    _check_dtype(dtype, p, name)
+    _check_dtype(dtype, p, name, tuple(shape))
     if fortran and len(shape) > 1:
         zf.close()
         raise InputError("is stored in Fortran order; save it C-ordered (np.ascontiguousarray)", source=str(p),
@@ -86,9 +120,10 @@ def topk_blocks(p: Path, name: str = "topk") -> tuple[tuple[int, ...], Iterator[
 
     def blocks() -> Iterator[np.ndarray]:
         row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        step = max(1, min(BLOCK_ROWS, BLOCK_BYTES // max(row, 1)))  # wide rows: fewer per block
         try:
-            for i in range(0, shape[0], BLOCK_ROWS):
-                n = min(BLOCK_ROWS, shape[0] - i)
+            for i in range(0, shape[0], step):
+                n = min(step, shape[0] - i)
                 try:
                     buf = fh.read(n * row)
                 except (zipfile.BadZipFile, EOFError, OSError) as exc:
@@ -105,9 +140,12 @@ def topk_blocks(p: Path, name: str = "topk") -> tuple[tuple[int, ...], Iterator[
     return tuple(shape), blocks()
 
 
-def _check_dtype(dtype: np.dtype, p: Path, name: str) -> None:
+def _check_dtype(dtype: np.dtype, p: Path, name: str, shape: tuple[int, ...] = ()) -> None:
     if not np.issubdtype(dtype, np.integer):
         raise InputError(f"must hold integer expert ids, got dtype {dtype}", source=str(p), field=name)
+    if len(shape) == 3 and not (1 <= shape[1] <= MAX_LAYERS and 1 <= shape[2] <= MAX_EXPERTS and shape[0] >= 0):
+        raise InputError(f"shape {tuple(shape)}: [tokens, layers, k] needs 1..{MAX_LAYERS} layers and k in "
+                         f"1..{MAX_EXPERTS}", source=str(p), field=name)
 
 
 def add_rows(acc: Accumulator, block_NLK: np.ndarray, first_row: int, salt: int, src: str, name: str,

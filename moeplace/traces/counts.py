@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from moeplace.errors import InputError
+from moeplace.traces.limits import MAX_COUNT, check_shape
 from moeplace.traces.stats import RoutingStats
 
 
@@ -25,6 +26,8 @@ def check_counts(name: str, arr: np.ndarray, src: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating) and a.size and (a != np.round(a)).any():
         idx = tuple(int(x) for x in np.argwhere(a != np.round(a))[0])
         raise InputError(f"count {a[idx]:g} at index {list(idx)} is not a whole number", source=src, field=name)
+    if a.size and a.max() > MAX_COUNT:
+        raise InputError(f"count {a.max():g} is larger than {MAX_COUNT}", source=src, field=name)
     return a.astype(np.int64)
 
 
@@ -42,9 +45,14 @@ def stats_from_counts(load_LE: np.ndarray, *, top_k: int, layer_numbers: tuple[i
                       trans_primary_LEE: np.ndarray | None = None, trans_pairing: str = "all") -> RoutingStats:
     """Statistics from validated counts; absent arrays are zeros and left out of `measured`."""
     load = check_counts("load", load_LE, src)
+    if load.ndim != 2:
+        raise InputError(f"must be [layers, experts], got shape {load.shape}", source=src, field="load")
     L, E = load.shape
     if top_k < 1 or top_k > E:
         raise InputError(f"top_k {top_k} must be 1..{E}", source=src, field="top_k")
+    check_shape(L, E, top_k, src)
+    if len(layer_numbers) != L:
+        raise InputError(f"{len(layer_numbers)} layer numbers for {L} layers", source=src, field="layers")
     tokens = tokens_from_load(load, top_k, src)
     measured = ["load"]
     arrays = {"coact": (coact_LEE, (L, E, E)), "trans": (trans_LEE, (max(L - 1, 0), E, E)),

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
+from moeplace.traces.limits import MAX_COUNT, check_shape
 from moeplace.traces.counts import stats_from_counts
 from moeplace.traces.stats import PARTS, RoutingStats
 
@@ -65,6 +66,8 @@ def _int(value: str, src: str, line: int, name: str, *, lo: int | None = 0) -> i
         if not f.is_integer():
             raise InputError(f"{name} {value!r} is not a whole number", source=src, field=f"line {line}") from None
         x = int(f)
+    if abs(x) > MAX_COUNT:
+        raise InputError(f"{name} {value.strip()[:40]} is larger than {MAX_COUNT}", source=src, field=f"line {line}")
     if lo is not None and x < lo:
         word = "negative " if x < 0 else ""
         raise InputError(f"{word}{name} {x}", source=src, field=f"line {line}")
@@ -112,6 +115,7 @@ def _long(src: str, meta: dict, rows: list, header: list[str], num_experts: int 
         E = max(max(e[2], e[3]) for e in entries) + 1
     index = {layer: i for i, layer in enumerate(layers)}
     L = len(layers)
+    check_shape(L, E, k, src)  # before the count arrays exist
     arrays = {"load": np.zeros((L, E), np.int64), "coact": np.zeros((L, E, E), np.int64),
               "trans": np.zeros((max(L - 1, 0), E, E), np.int64),
               "trans_primary": np.zeros((max(L - 1, 0), E, E), np.int64)}

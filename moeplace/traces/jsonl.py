@@ -23,6 +23,7 @@ import numpy as np
 from moeplace.errors import InputError
 from moeplace.traces.aggregate import Accumulator
 from moeplace.traces.join import Records, group
+from moeplace.traces.limits import MAX_LAYER_NUMBER
 
 DEFAULT_CHUNK_BYTES = 16 << 20
 
@@ -120,9 +121,15 @@ def to_arrays(recs: list[_Rec], data: bytes, start: int, top_k: int) -> tuple[np
         i = int(bad[0])
         raise ChunkError(line_offset(data, start, i), f"{lens[i]} experts, the trace's rows have {top_k} "
                                                       f"(as its first line)")
-    tok = np.fromiter(map(_TOKEN, recs), np.int64, n)
-    lay = np.fromiter(map(_LAYER, recs), np.int64, n)
-    experts = np.fromiter(chain.from_iterable(ex), np.int64, n * top_k).reshape(n, top_k)
+    try:
+        tok = np.fromiter(map(_TOKEN, recs), np.int64, n)
+        lay = np.fromiter(map(_LAYER, recs), np.int64, n)
+        experts = np.fromiter(chain.from_iterable(ex), np.int64, n * top_k).reshape(n, top_k)
+    except OverflowError:  # a number past int64 (10^26): find its line, the slow way
+        i, what, v = next((i, w, v) for i, r in enumerate(recs)
+                          for w, v in (("token", r.token), ("layer", r.layer), *(("expert id", x) for x in r.experts))
+                          if not -2**63 <= v < 2**63)
+        raise ChunkError(line_offset(data, start, i), f"{what} {str(v)[:40]} does not fit 64 bits") from None
     return tok, lay, experts
 
 
@@ -222,7 +229,16 @@ def first_look(data: bytes) -> tuple[list[_Rec], int, tuple[int, ...]]:
     k = len(recs[0].experts)
     if k == 0:
         raise ChunkError(line_offset(data, 0, 0), "empty experts list")
-    layers = tuple(int(x) for x in np.unique(np.fromiter(map(_LAYER, recs), np.int64, len(recs))))
+    try:
+        lay = np.fromiter(map(_LAYER, recs), np.int64, len(recs))
+        ok = (lay >= 0) & (lay <= MAX_LAYER_NUMBER)
+    except OverflowError:  # past int64: find it the slow way
+        ok = np.fromiter((0 <= r.layer <= MAX_LAYER_NUMBER for r in recs), bool, len(recs))
+    if not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
+        raise ChunkError(line_offset(data, 0, bad), f"layer {str(recs[bad].layer)[:40]} is outside "
+                                                    f"0..{MAX_LAYER_NUMBER}")
+    layers = tuple(int(x) for x in np.unique(lay))
     return recs, k, layers
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from moeplace.errors import InputError
 from moeplace.fileio import file_digest
+from moeplace.traces.limits import MAX_EXPERTS, check_shape, file_int, layer_numbers
 from moeplace.traces.stats import RoutingStats
 from moeplace.traces.stream import DEFAULT_CHUNK_BYTES, DEFAULT_WINDOW_BYTES
 
@@ -172,7 +173,7 @@ def _jsonl(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
 
 def _topk(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
     from moeplace.traces.aggregate import Accumulator
-    from moeplace.traces.arrays import add_rows, read_small, topk_blocks
+    from moeplace.traces.arrays import add_rows, npz_headers, read_small, topk_blocks
 
     shape, blocks = topk_blocks(p)
     if len(shape) != 3:
@@ -181,17 +182,18 @@ def _topk(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
         raise InputError("holds no tokens", source=str(p), field="topk")
     meta_e = read_small(p, "num_experts") if p.suffix.lower() == ".npz" else None
     meta_l = read_small(p, "layers") if p.suffix.lower() == ".npz" else None
-    E = o.num_experts or (int(meta_e) if meta_e is not None else None)
+    E = o.num_experts or (file_int(meta_e, str(p), "num_experts", 2, MAX_EXPERTS) if meta_e is not None else None)
     if E is None:
         raise InputError("holds no `num_experts`: give --num-experts or --model", source=str(p))
-    layers = o.layer_numbers or (tuple(int(x) for x in meta_l) if meta_l is not None else tuple(range(shape[1])))
+    layers = o.layer_numbers or (layer_numbers(meta_l, str(p)) if meta_l is not None else tuple(range(shape[1])))
     if len(layers) != shape[1]:
         raise InputError(f"{len(layers)} layer numbers for {shape[1]} layers", source=str(p), field="layers")
+    check_shape(shape[1], E, shape[2], str(p))
     if p.suffix.lower() == ".npz":
-        w = read_small(p, "weights")
-        if w is not None and tuple(w.shape) != tuple(shape):
-            raise InputError(f"shape {w.shape} does not match topk's {shape}", source=str(p), field="weights")
-    acc = Accumulator(layers, E, shape[2], o.keep_paths)
+        w = npz_headers(p, sizes=False).get("weights")  # its header only: the weights are never read
+        if w is not None and w[0] != tuple(shape):
+            raise InputError(f"shape {w[0]} does not match topk's {shape}", source=str(p), field="weights")
+    acc = Accumulator(layers, E, shape[2], o.keep_paths, str(p))
     row = 0
     for block in blocks:
         add_rows(acc, block, row, salt, str(p), "topk")
@@ -218,13 +220,18 @@ def _routing_counts(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingSt
         if key not in d:
             raise InputError("missing array (routing counts need load, cross, cross_layer_pairs, layers, top_k)",
                              source=str(p), field=key)
-    layers = tuple(int(x) for x in d["layers"])
-    pairs = [tuple(int(x) for x in row) for row in np.atleast_2d(d["cross_layer_pairs"])]
+    layers = layer_numbers(d["layers"], str(p))
+    cross_pairs = d["cross_layer_pairs"]
+    if not np.issubdtype(cross_pairs.dtype, np.integer) or cross_pairs.size > 2 * MAX_EXPERTS:
+        raise InputError(f"must be integer layer pairs, got {cross_pairs.dtype} shape {cross_pairs.shape}",
+                         source=str(p), field="cross_layer_pairs")
+    pairs = [tuple(int(x) for x in row) for row in np.atleast_2d(cross_pairs)]
     want = list(zip(layers[:-1], layers[1:]))
     if pairs != want:
         raise InputError(f"layer pairs {pairs} are not the consecutive recorded layers {want}", source=str(p),
                          field="cross_layer_pairs")
-    return stats_from_counts(d["load"], top_k=int(d["top_k"]), layer_numbers=layers, src=str(p),
+    top_k = file_int(d["top_k"], str(p), "top_k", 1, MAX_EXPERTS)
+    return stats_from_counts(d["load"], top_k=top_k, layer_numbers=layers, src=str(p),
                              provenance=dict(prov, note="rank-aligned pairs between non-adjacent layers"),
                              trans_LEE=d["cross"], trans_pairing="rank")
 

@@ -159,7 +159,7 @@ def _per_token(obj: dict, src: str, num_experts: int | None, top_k: int | None, 
         raise InputError("no token has an expert id (every topk_ids_of_layer entry is -1)", source=src,
                          field="records")
     keep_cols = np.flatnonzero(cols)
-    acc = Accumulator(tuple(int(x) for x in layers), E, int(keep_cols.size), keep_paths)
+    acc = Accumulator(tuple(int(x) for x in layers), E, int(keep_cols.size), keep_paths, src)
     row = 0
     for i, ids in enumerate(blocks):
         block = ids[layers].transpose(1, 0, 2)

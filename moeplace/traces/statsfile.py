@@ -17,6 +17,7 @@ import numpy as np
 
 from moeplace.errors import InputError
 from moeplace.fileio import write_bytes
+from moeplace.traces.limits import MAX_COUNT, MAX_EXPERTS, check_shape, count_array, file_int, layer_numbers
 from moeplace.traces.stats import FORMAT_VERSION, PARTS, REQUIRED_KEYS, SUPPORTED_VERSIONS, RoutingStats, bottom_k
 
 
@@ -63,6 +64,9 @@ def read_npz(p: Path) -> dict[str, np.ndarray]:
     """Every array of an `.npz`, refusing pickles and naming the file in every error."""
     if not p.is_file():
         raise InputError("file not found", source=str(p))
+    from moeplace.traces.arrays import npz_headers
+
+    npz_headers(p)  # every member's declared dtype and size checked before any is read
     try:
         with np.load(p, allow_pickle=False) as z:
             return {key: z[key] for key in z.files}
@@ -86,7 +90,7 @@ def load_stats_file(path: str | Path) -> RoutingStats:
 
 
 def stats_from_arrays(data: dict[str, np.ndarray], src: str) -> RoutingStats:
-    version = int(data["format_version"])
+    version = file_int(data["format_version"], src, "format_version", 0, 1 << 31)
     if version not in SUPPORTED_VERSIONS:
         raise InputError(f"format_version {version} is not supported (expected one of "
                          f"{', '.join(map(str, SUPPORTED_VERSIONS))})", source=src, field="format_version")
@@ -94,6 +98,8 @@ def stats_from_arrays(data: dict[str, np.ndarray], src: str) -> RoutingStats:
     if load.ndim != 2:
         raise InputError(f"must be [layers, experts], got shape {load.shape}", source=src, field="load")
     L, E = load.shape
+    top_k = file_int(data["top_k"], src, "top_k", 1, MAX_EXPERTS)
+    check_shape(L, E, top_k, src)
     Lt = max(L - 1, 0)
     shapes = {"coact": (L, E, E), "trans": (Lt, E, E), "trans_primary": (Lt, E, E)}
     if version >= 2:
@@ -104,45 +110,53 @@ def stats_from_arrays(data: dict[str, np.ndarray], src: str) -> RoutingStats:
         if data[key].shape != shape:
             raise InputError(f"shape {data[key].shape} does not match load's {L} layers x {E} experts "
                              f"(expected {shape})", source=src, field=key)
-    for key in ("load", "coact", "trans", "trans_primary", "tokens_per_layer", "trans_tokens", "trans_dropped"):
-        if key in data and data[key].size and data[key].min() < 0:
-            raise InputError(f"negative count {data[key].min()}", source=src, field=key)
-    top_k = int(data["top_k"])
+    counts = {key: count_array(data[key], src, key) for key in ("load", "coact", "trans", "trans_primary",
+                                                                "tokens_per_layer", "trans_tokens", "trans_dropped")
+              if key in data}
+    num_tokens = file_int(data["num_tokens"], src, "num_tokens", 0, MAX_COUNT)
     paths = data.get("paths")
     keys = data.get("paths_key")
     if paths is not None:
         if paths.ndim != 3 or paths.shape[1:] != (L, top_k):
             raise InputError(f"shape {paths.shape} does not match [tokens, {L}, {top_k}]", source=src, field="paths")
+        if not np.issubdtype(paths.dtype, np.integer):
+            raise InputError(f"must hold integer expert ids, got dtype {paths.dtype}", source=src, field="paths")
         if paths.size and (paths.min() < 0 or paths.max() >= E):
             bad = int(paths.max()) if paths.max() >= E else int(paths.min())
             raise InputError(f"expert id {bad} outside 0..{E - 1}", source=src, field="paths")
-        if keys is not None and keys.shape != (paths.shape[0],):
-            raise InputError(f"shape {keys.shape} does not match paths' {paths.shape[0]} tokens", source=src,
-                             field="paths_key")
-    layers = tuple(int(x) for x in data["layers"])
+        if keys is not None and (keys.shape != (paths.shape[0],) or not np.issubdtype(keys.dtype, np.integer)):
+            raise InputError(f"shape {keys.shape} ({keys.dtype}) does not match paths' {paths.shape[0]} tokens",
+                             source=src, field="paths_key")
+    layers = layer_numbers(data["layers"], src)
     if len(layers) != L:
         raise InputError(f"{len(layers)} layer numbers for {L} layers", source=src, field="layers")
     extra: dict = {}
     if version >= 2:
-        measured = tuple(str(x) for x in np.atleast_1d(data.get("measured", np.asarray(PARTS))))
+        measured = data.get("measured", np.asarray(PARTS))
+        if measured.ndim > 1 or measured.dtype.kind != "U":
+            raise InputError(f"must be a list of names, got {measured.dtype} shape {measured.shape}", source=src,
+                             field="measured")
+        measured = tuple(str(x) for x in np.atleast_1d(measured))
         unknown = [m for m in measured if m not in PARTS]
         if unknown or "load" not in measured:
-            raise InputError(f"must name load and only {', '.join(PARTS)}, got {list(measured)}", source=src,
+            raise InputError(f"must name load and only {', '.join(PARTS)}, got {list(measured)[:8]}", source=src,
                              field="measured")
         pairing = str(data.get("trans_pairing", "all"))
         if pairing not in ("all", "rank"):
-            raise InputError(f"must be 'all' or 'rank', got {pairing!r}", source=src, field="trans_pairing")
-        keep = int(data.get("keep_paths", -1))
-        extra = dict(tokens_L=data["tokens_per_layer"].astype(np.int64),
-                     trans_tokens_L1=data["trans_tokens"].astype(np.int64),
-                     trans_dropped_L1=data["trans_dropped"].astype(np.int64),
-                     dropped_records=_json(data.get("dropped_records"), src, "dropped_records"),
+            raise InputError(f"must be 'all' or 'rank', got {pairing[:60]!r}", source=src, field="trans_pairing")
+        keep = file_int(data.get("keep_paths", np.int64(-1)), src, "keep_paths", -1, MAX_COUNT)
+        dropped = _json(data.get("dropped_records"), src, "dropped_records")
+        bad = next(((k, v) for k, v in dropped.items() if isinstance(v, bool) or not isinstance(v, int)
+                    or not 0 <= v <= MAX_COUNT), None)
+        if bad is not None:
+            raise InputError(f"{bad[0][:60]!r}: {str(bad[1])[:60]!r} is not a count", source=src,
+                             field="dropped_records")
+        extra = dict(tokens_L=counts["tokens_per_layer"], trans_tokens_L1=counts["trans_tokens"],
+                     trans_dropped_L1=counts["trans_dropped"], dropped_records=dropped,
                      measured=measured, trans_pairing=pairing, keep_paths=None if keep < 0 else keep)
-    return RoutingStats(load_LE=load.astype(np.int64), coact_LEE=data["coact"].astype(np.int64),
-                        trans_LEE=data["trans"].astype(np.int64),
-                        trans_primary_LEE=data["trans_primary"].astype(np.int64),
-                        num_tokens=int(data["num_tokens"]), top_k=top_k, layer_numbers=layers,
-                        paths_TLK=None if paths is None else paths.astype(np.int32),
+    return RoutingStats(load_LE=counts["load"], coact_LEE=counts["coact"], trans_LEE=counts["trans"],
+                        trans_primary_LEE=counts["trans_primary"], num_tokens=num_tokens, top_k=top_k,
+                        layer_numbers=layers, paths_TLK=None if paths is None else paths.astype(np.int32),
                         paths_key_T=None if keys is None or paths is None else keys.astype(np.uint64),
                         provenance=_json(data.get("provenance"), src, "provenance"), **extra)
 
@@ -150,9 +164,13 @@ def stats_from_arrays(data: dict[str, np.ndarray], src: str) -> RoutingStats:
 def _json(value: np.ndarray | None, src: str, name: str) -> dict:
     if value is None:
         return {}
+    if value.ndim != 0 or value.dtype.kind != "U":
+        raise InputError(f"must be one JSON string, got {value.dtype} shape {value.shape}", source=src, field=name)
     try:
         out = json.loads(str(value))
-    except json.JSONDecodeError:
+    except RecursionError:
+        raise InputError("is nested too deeply", source=src, field=name) from None
+    except (json.JSONDecodeError, ValueError):
         raise InputError(f"is not JSON: {str(value)[:60]!r}", source=src, field=name) from None
     if not isinstance(out, dict):
         raise InputError(f"must be a JSON object, got {type(out).__name__}", source=src, field=name)

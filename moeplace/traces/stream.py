@@ -55,9 +55,12 @@ def read_jsonl(path: str | Path, *, num_experts: int, layer_numbers: tuple[int, 
         recs, k, seen = first_look(first)
     except ChunkError as exc:
         raise as_input_error(str(p), exc) from None
+    if k > num_experts:
+        raise InputError(f"rows of {k} experts, more than the {num_experts} experts a layer has", source=str(p),
+                         field="line 1")
     layers = tuple(sorted(layer_numbers)) if layer_numbers else seen
     plan = JsonlPlan(str(p), int(num_experts), k, layers, keep_paths, salt)
-    acc = Accumulator(layers, plan.num_experts, k, keep_paths)
+    acc = Accumulator(layers, plan.num_experts, k, keep_paths, str(p))
     window_chunks = max(1, -(-window_bytes // max(chunk_bytes, 1)))
     starts = [b[0] for b in bounds]
     joiner = _Joiner(plan, acc)

@@ -29,11 +29,12 @@ from moeplace.errors import InputError
 from moeplace.traces.aggregate import Accumulator
 from moeplace.traces.arrays import add_rows
 from moeplace.traces.counts import check_counts, stats_from_counts
+from moeplace.traces.limits import MAX_EXPERTS, array_bytes, file_int
 from moeplace.traces.stats import RoutingStats
 
 _DTYPES = {"I8": "<i1", "I16": "<i2", "I32": "<i4", "I64": "<i8", "U8": "<u1", "U16": "<u2", "U32": "<u4",
            "U64": "<u8", "F16": "<f2", "F32": "<f4", "F64": "<f8", "BOOL": "|b1"}
-_KEY = re.compile(r"^(\d+)_(\d+)$")
+_KEY = re.compile(r"([0-9]{1,18})_([0-9]{1,6})")  # ASCII digits, full match (no "1_2\n")
 
 
 def read_safetensors(p: Path) -> dict[str, np.ndarray]:
@@ -46,8 +47,12 @@ def read_safetensors(p: Path) -> dict[str, np.ndarray]:
             if size < 8 or n > size - 8:
                 raise InputError(f"truncated: header of {n} bytes in a file of {size}", source=src)
             header = json.loads(fh.read(n).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a safetensors file (header is not JSON: {exc})", source=src) from None
+    except InputError:
+        raise
+    except RecursionError:
+        raise InputError("not a safetensors file (header nested too deeply)", source=src) from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, a 5000-digit integer
+        raise InputError(f"not a safetensors file (header is not JSON: {str(exc)[:100]})", source=src) from None
     if not isinstance(header, dict):
         raise InputError("not a safetensors file (header is not an object)", source=src)
     out = {}
@@ -57,11 +62,13 @@ def read_safetensors(p: Path) -> dict[str, np.ndarray]:
             continue
         try:
             dtype = np.dtype(_DTYPES[info["dtype"]])
-            shape = tuple(int(x) for x in info["shape"])
+            if not isinstance(info["shape"], list) or not all(isinstance(x, int) for x in info["shape"]):
+                raise TypeError
+            shape = tuple(info["shape"])
             begin, end = (int(x) for x in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"bad header entry {info!r}", source=src, field=name) from None
-        count = int(np.prod(shape, dtype=np.int64))
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise InputError(f"bad header entry {str(info)[:100]}", source=src, field=name[:60]) from None
+        count = array_bytes(shape, dtype.itemsize, src, name[:60]) // dtype.itemsize
         if end - begin != count * dtype.itemsize or base + end > size or begin < 0:
             raise InputError(f"data [{begin}, {end}) does not hold {shape} {info['dtype']} within the file "
                              f"(truncated?)", source=src, field=name)
@@ -73,10 +80,12 @@ def read_safetensors(p: Path) -> dict[str, np.ndarray]:
 def _keyed(tensors: dict[str, np.ndarray], src: str) -> dict[tuple[int, int], np.ndarray]:
     out = {}
     for name, arr in tensors.items():
-        m = _KEY.match(name)
+        m = _KEY.fullmatch(name)
         if not m:
-            raise InputError(f"tensor name {name!r} is not '<iteration>_<layer>'", source=src, field=name)
+            raise InputError(f"tensor name {name[:60]!r} is not '<iteration>_<layer>'", source=src, field=name[:60])
         out[(int(m.group(1)), int(m.group(2)))] = arr
+    if not out:
+        raise InputError("holds no tensors (expected '<iteration>_<layer>' keys)", source=src)
     return out
 
 
@@ -89,8 +98,12 @@ def _files(p: Path) -> tuple[dict, dict[str, list[Path]]]:
     if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"not JSON ({exc})", source=str(meta_path)) from None
+        except RecursionError:
+            raise InputError("nested too deeply", source=str(meta_path)) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"not JSON ({str(exc)[:100]})", source=str(meta_path)) from None
+        if not isinstance(meta, dict):
+            raise InputError(f"must be a JSON object, got {type(meta).__name__}", source=str(meta_path))
     files = sorted(root.glob("*.safetensors")) if p.is_dir() else [p]
     kinds: dict[str, list[Path]] = defaultdict(list)
     for f in files:
@@ -110,7 +123,9 @@ def read_trtllm(p: Path, *, num_experts: int | None, top_k: int | None, keep_pat
     if E is None or k is None:
         raise InputError("meta_info.json with num_experts and num_experts_per_token is missing: give "
                          "--num-experts and --top-k (or --model)", source=str(p))
-    E, k = int(E), int(k)
+    meta_src = str((p if p.is_dir() else p.parent) / "meta_info.json")
+    E = file_int(E, meta_src, "num_experts", 2, MAX_EXPERTS)
+    k = file_int(k, meta_src, "num_experts_per_token", 1, E)
     if "tokens" in kinds:
         return _tokens(kinds["tokens"], E, k, keep_paths, salt, dict(provenance, mode="token_selected_experts"))
     kind = "cooccurrence" if "cooccurrence" in kinds else "bincount"
@@ -138,7 +153,7 @@ def _tokens(files: list[Path], E: int, k: int, keep_paths: int | None, salt: int
     keyed = [(f, _keyed(read_safetensors(f), str(f))) for f in files]
     layers = tuple(sorted({layer for _, d in keyed for (_, layer) in d}))
     index = {layer: i for i, layer in enumerate(layers)}
-    acc = Accumulator(layers, E, k, keep_paths)
+    acc = Accumulator(layers, E, k, keep_paths, str(files[0]))
     row = 0
     for f, d in keyed:
         by_iter: dict[int, dict[int, np.ndarray]] = defaultdict(dict)

@@ -88,7 +88,10 @@ def test_emit_records_the_plans_trace_relative_to_the_directory(tmp_path, capsys
     code, _, err = run(["emit", str(tmp_path / "p"), "--out", str(out), "--trace", str(trace)], capsys)
     assert code == 0, err
     routing = json.loads((out / "manifest.json").read_text())["routing"]
-    assert (routing["kind"], routing["trace_file"]) == ("trace", "../../data/trace.npz")
+    assert (routing["kind"], routing["trace_file"]) == ("trace", "trace.npz")  # linked into the folder
+    assert (out / "trace.npz").read_bytes() == trace.read_bytes()
+    code, out_text, err = run(["check", str(out)], capsys)
+    assert code == 0, out_text + err
     np.savez(trace, topk=np.ones((4, 2, 2), dtype=np.int32))
     code, _, err = run(["emit", str(tmp_path / "p"), "--out", str(out), "--force", "--trace", str(trace)], capsys)
     assert code == 2 and err.startswith(f"error: {trace}: --trace: sha256 differs from the plan's statistics")

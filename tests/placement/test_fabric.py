@@ -102,7 +102,7 @@ def test_rebuild_from_a_plan_record(tmp_path):
     src = tmp_path / "topology.conf"
     src.write_text((DATA / "ant-tree.topology.conf").read_text())
     f = build_fabric(cluster, str(src))
-    again = rebuild_fabric(cluster, f.kind, f.params)
+    again = rebuild_fabric(cluster, f.kind, f.params, search_dirs=(tmp_path,))
     assert (again.node_tier_NN == f.node_tier_NN).all()
     moved = tmp_path / "plan"
     moved.mkdir()
@@ -114,7 +114,30 @@ def test_rebuild_from_a_plan_record(tmp_path):
     (moved / "topology.conf").unlink()
     with pytest.raises(InputError, match="the plan was made on topology file topology.conf"):
         rebuild_fabric(cluster, f.kind, f.params, search_dirs=(moved,))
+    (tmp_path / "elsewhere").mkdir()
+    src = tmp_path / "elsewhere" / "topology.conf"
+    src.write_text((DATA / "ant-tree.topology.conf").read_text())
+    f = build_fabric(cluster, str(src))
+    with pytest.raises(InputError, match="opened only beside the plan or in the current directory"):
+        rebuild_fabric(cluster, f.kind, f.params, search_dirs=(moved,))  # never opened outside the plan's dirs
+    (moved / "topology.conf").symlink_to(src)
+    with pytest.raises(InputError, match="opened only beside the plan"):
+        rebuild_fabric(cluster, f.kind, f.params, search_dirs=(moved,))  # nor through a link pointing out
     gen = build_fabric(load_cluster("seed"), "dragonfly+")
     assert np.array_equal(rebuild_fabric(load_cluster("seed"), gen.kind, gen.params).node_pod_N, gen.node_pod_N)
     legacy = rebuild_fabric(load_cluster("seed"), "fat-tree", {"nodes_per_leaf": 20, "leaves_per_pod": 2})
     assert legacy.num_nodes == 232
+
+
+def test_hosts_are_refused_before_the_solve():
+    """Issue 14: a host named twice by --hosts surfaced after the solve as a NIC-count or plan.json message."""
+    from moeplace.placement.fabric import cluster_hosts
+
+    with pytest.raises(InputError, match=r"^hosts: hostlist 'gpu\[1-3\],gpu1' names host gpu1 twice \(nodes 0 and 3\)"):
+        cluster_hosts(load_cluster(None, num_nodes=4, hosts="gpu[1-3],gpu1"))
+    text = (DATA / "rail-hdr-24.ibnetdiscover").read_text().replace("gpu003 mlx5", "gpu$(id) mlx5")
+    from moeplace.topologies.ibnet import parse_ibnetdiscover
+
+    imp = parse_ibnetdiscover(text, "bad.ibnet")
+    with pytest.raises(InputError, match=r"^bad.ibnet: host name 'gpu\$\(id\)' is not a valid host name"):
+        imp.fabric([h for h in imp.hosts if h != "login01"], 8)

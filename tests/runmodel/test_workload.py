@@ -55,3 +55,30 @@ def test_an_unplaced_expert_is_refused():
     m = manifest(placement=lambda ml, e: [] if (ml, e) == (1, 3) else e)
     with pytest.raises(InputError, match="expert 3 of MoE layer 1 is on no rank"):
         rank_table(m)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("../../../../etc/passwd", "no absolute path, no '..'"),
+    ("/etc/passwd", "no absolute path, no '..'"),
+    ("a/../../t.npz", "no '..'"),
+    ("t\n.npz", "printable relative path"),
+])
+def test_a_manifest_trace_file_never_leaves_its_folder(tmp_path, name, words):
+    """Issue 14: a worker manifest's trace_file of ../../../../etc/passwd was opened."""
+    with pytest.raises(ValueError, match=words):
+        RoutingSource(kind="trace", trace_file=name)
+    m = manifest().model_copy(update={"routing": RoutingSource.model_construct(kind="trace", trace_file=name,
+                                                                               seed=0, knobs={})})
+    with pytest.raises(InputError, match=r"^manifest.json: routing.trace_file: .*" + words.replace(".", r"\.")):
+        draw_routing(m, 2, 1, base=tmp_path)
+
+
+def test_a_link_out_of_the_folder_is_refused(tmp_path):
+    outside = tmp_path / "outside.npz"
+    np.savez(outside, topk=np.zeros((2, 2, 2), dtype=np.int32))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "t.npz").symlink_to(outside)
+    m = manifest().model_copy(update={"routing": RoutingSource(kind="trace", trace_file="t.npz")})
+    with pytest.raises(InputError, match="leads out of the manifest's folder"):
+        draw_routing(m, 2, 1, base=run)
