@@ -47,7 +47,17 @@ class Traffic:
         return float((self.bytes_H * (self.dst_HK != PAD).sum(axis=1)).sum())
 
     def incidence(self) -> tuple[np.ndarray, np.ndarray]:
-        """CSR (indptr [items+1], edge ids) of the hyperedges each item takes part in (as source or target)."""
+        """CSR (indptr [items+1], edge ids) of the hyperedges each item takes part in (as source or target);
+        computed once per Traffic (read-only arrays: every local search of a solve shares them)."""
+        cached = self.__dict__.get("_incidence")
+        if cached is None:
+            cached = self._incidence_arrays()
+            for a in cached:
+                a.setflags(write=False)
+            object.__setattr__(self, "_incidence", cached)
+        return cached
+
+    def _incidence_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         H, K = self.dst_HK.shape
         members = np.concatenate([self.src_H[:, None], self.dst_HK], axis=1)
         edge = np.repeat(np.arange(H), K + 1)
