@@ -64,8 +64,15 @@ class Traffic:
         flat = members.ravel()
         keep = flat >= 0
         flat, edge = flat[keep], edge[keep]
-        pair = np.unique(flat.astype(np.int64) * H + edge)
-        items, edges = pair // H, pair % H
+        if self.num_items <= np.iinfo(np.int16).max:  # a stable sort of int16 keys is a radix sort: the
+            order = np.argsort(flat.astype(np.int16), kind="stable")  # (item, edge) order, edges ascending
+            items, edges = flat[order].astype(np.int64), edge[order]
+            first = np.ones(items.size, dtype=bool)
+            first[1:] = (items[1:] != items[:-1]) | (edges[1:] != edges[:-1])  # an item twice in an edge
+            items, edges = items[first], edges[first]
+        else:
+            pair = np.unique(flat.astype(np.int64) * H + edge)
+            items, edges = pair // H, pair % H
         indptr = np.zeros(self.num_items + 1, dtype=np.int64)
         np.add.at(indptr, items + 1, 1)
         return np.cumsum(indptr), edges.astype(np.int64)

@@ -65,3 +65,19 @@ def test_two_target_fast_path_is_the_generic_kernel_bit_for_bit():
         home = code == C.HOME_REMOTE
         want[home] = (C.home_tier_dist(p) @ p.tier_costs.array)[d[home] // p.gpus_per_node]
         assert np.array_equal(C.edge_costs(p, s, d), want.sum(axis=1))
+
+
+def test_incidence_lists_each_items_hyperedges_once_in_order():
+    import dataclasses
+
+    from tests.solvers.exact_cases import instance
+
+    tr = instance(3, 8, 6, 4, seed=2).traffic
+    dst = tr.dst_HK.copy()
+    dst[::7, -1] = tr.src_H[::7]          # an item twice in one hyperedge (as source and target) counts once
+    tr = dataclasses.replace(tr, dst_HK=dst)
+    ptr, inc = tr.incidence()
+    for i in range(tr.num_items):
+        want = sorted({h for h in range(tr.num_edges) if tr.src_H[h] == i or i in tr.dst_HK[h]})
+        assert inc[ptr[i]:ptr[i + 1]].tolist() == want
+    assert tr.incidence()[1] is inc and not inc.flags.writeable
