@@ -156,3 +156,21 @@ def test_separation_finds_every_violated_triangle_most_violated_first():
     viol = [ys[min(x, c), max(x, c)] + ys[min(c, z), max(c, z)] - ys.get((x, z), 0.0) for x, c, z in got_tri]
     assert viol == sorted(viol, reverse=True)
     assert {tuple(map(int, q)) for q in got_new} == {(x, z) for x, _, z in want if (x, z) not in ys}
+
+
+def test_a_round_that_fails_at_the_loose_tolerance_is_solved_again_at_highs_default(monkeypatch):
+    from moeplace.solvers import linprog
+
+    p = instance(3, 8, 6, 4, seed=4)
+    budget = NodeBudget(rounds=2, per_round=500, ipm_tolerances=(1e-5, 1e-6))
+    want, _, _ = node_lp_bound(p, 2, per_round=500, barrier=True)
+    real = linprog.solve
+
+    def unknown_when_loose(*args, highs_options=None, **kw):
+        if highs_options:
+            raise RuntimeError("HighsModelStatus was Unknown")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(linprog, "solve", unknown_when_loose)
+    got, rounds, _ = node_lp_bound(p, 2, per_round=500, barrier=True, ipm_tolerances=budget.ipm_tolerances)
+    assert rounds >= 1 and got == want
