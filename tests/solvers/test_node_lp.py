@@ -147,7 +147,8 @@ def test_separation_finds_every_violated_triangle_most_violated_first():
     got_new, got_tri = _violated(pairs, y, I, 10 ** 9)
     want = set()
     for c in range(I):
-        nbs = sorted({v for (u, v) in ys if u == c and ys[u, v] > EPS} | {u for (u, v) in ys if v == c and ys[u, v] > EPS})
+        on = [(u, v) for (u, v) in ys if ys[u, v] > EPS]
+        nbs = sorted({v for (u, v) in on if u == c} | {u for (u, v) in on if v == c})
         for x, z in itertools.combinations(nbs, 2):
             yxc, ycz = ys.get((min(x, c), max(x, c))), ys.get((min(c, z), max(c, z)))
             if yxc + ycz - ys.get((x, z), 0.0) - 1 > EPS:
