@@ -121,7 +121,8 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
         result = dataclasses.replace(result, stop_reason=interrupts.stop_reason())
     cost = evaluate(problem, result.item_gpu_I)
     record = SolverRecord(name=result.solver, status=result.status, objective=round(result.objective, 6),
-                          bound=round(result.bound, 6), gap=round(result.gap, 6), seed=req.seed,
+                          bound=round(result.bound, 6), gap=round(result.gap, 6),
+                          bound_method=result.details.get("bound_method"), seed=req.seed,
                           time_limit_s=req.time_limit_s, work=result.work, work_limit=result.work_limit,
                           stop_reason=result.stop_reason, reproducible=is_reproducible(result.stop_reason),
                           stop_note=stop_message(result.stop_reason, req.time_limit_s), moeplace_version=__version__)

@@ -30,6 +30,7 @@ def test_solve_writes_a_valid_plan(tmp_path, capsys):
     assert len(plan["placements"]) == 32
     assert {p["layer"] for p in plan["placements"]} == {2, 3, 4, 5}
     assert plan["solver"]["bound"] <= plan["solver"]["objective"]
+    assert plan["solver"]["bound_method"]  # the plan names what proved its bound
     assert plan["solver"]["objective"] <= plan["baselines"]["layer-major"]["objective"]
     assert "wall_time_s" in json.loads((tmp_path / "p" / "run.json").read_text())
     assert "layer-major" in out and "gap" in out

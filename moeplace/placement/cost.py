@@ -181,6 +181,8 @@ def edge_costs(problem: Problem, src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray,
 
     home_cost_N: `home_tier_dist(problem) @ tier_costs`, precomputed by callers that evaluate often.
     """
+    if dst_gpu_HK.shape[1] == 2:
+        return _edge_costs_two(problem, src_gpu_H, dst_gpu_HK, home_cost_N)
     code = target_tiers(problem, src_gpu_H, dst_gpu_HK)
     cost = np.concatenate([problem.tier_costs.array, [0.0, 0.0]])[code]
     home = code == HOME_REMOTE
@@ -189,6 +191,29 @@ def edge_costs(problem: Problem, src_gpu_H: np.ndarray, dst_gpu_HK: np.ndarray,
             home_cost_N = home_tier_dist(problem) @ problem.tier_costs.array
         cost[home] = home_cost_N[dst_gpu_HK[home] // problem.gpus_per_node]
     return cost.sum(axis=1)
+
+
+def _edge_costs_two(problem: Problem, s: np.ndarray, d: np.ndarray, home_cost_N: np.ndarray | None) -> np.ndarray:
+    """`edge_costs` for hyperedges of at most two targets (the chain flow), in a few array operations: the same
+    per-target costs as `dedup_codes` -> `target_tiers` (checked against them in tests/placement) and the
+    same sum, c0 + c1, bit for bit. The local search calls this on a few hundred hyperedges per move."""
+    G = problem.gpus_per_node
+    T = problem.tier_costs.array
+    d0, d1 = d[:, 0], d[:, 1]
+    v0, v1 = d0 != PAD, d1 != PAD
+    home = s == HOME
+    ns = np.maximum(s, 0) // G
+    n0, n1 = np.maximum(d0, 0) // G, np.maximum(d1, 0) // G
+    net = problem.fabric.node_tier_NN
+    c0 = np.where(d0 == s, T[TIER_SAME_GPU], np.where(n0 == ns, T[TIER_NVLINK], T[net[ns, n0]]))
+    relayed = v0 & (n1 == n0)
+    c1 = np.where(d1 == s, T[TIER_SAME_GPU], np.where((n1 == ns) | relayed, T[TIER_NVLINK], T[net[ns, n1]]))
+    if home.any():
+        if home_cost_N is None:
+            home_cost_N = home_tier_dist(problem) @ T
+        c0 = np.where(home, home_cost_N[n0], c0)
+        c1 = np.where(home, np.where(relayed, T[TIER_NVLINK], home_cost_N[n1]), c1)
+    return np.where(v0, c0, 0.0) + np.where(v1 & (d1 != d0), c1, 0.0)
 
 
 def edge_cost_total(problem: Problem, item_gpu_I: np.ndarray, edges: np.ndarray,

@@ -55,6 +55,8 @@ class SolverRecord(_Strict):
     objective: float
     bound: float = Field(description="proven lower bound on the objective of any feasible plan")
     gap: float = Field(description="(objective - bound) / objective")
+    bound_method: str | None = Field(default=None, description="what proved the bound: combinatorial, "
+                                                               "node-matching-lp (k rounds), or the solver's own")
     seed: int
     time_limit_s: float = Field(description="the wall-clock safety net, seconds")
     work: float = Field(description="deterministic work units (exact move evaluations)")

@@ -47,15 +47,32 @@ class Traffic:
         return float((self.bytes_H * (self.dst_HK != PAD).sum(axis=1)).sum())
 
     def incidence(self) -> tuple[np.ndarray, np.ndarray]:
-        """CSR (indptr [items+1], edge ids) of the hyperedges each item takes part in (as source or target)."""
+        """CSR (indptr [items+1], edge ids) of the hyperedges each item takes part in (as source or target);
+        computed once per Traffic (read-only arrays: every local search of a solve shares them)."""
+        cached = self.__dict__.get("_incidence")
+        if cached is None:
+            cached = self._incidence_arrays()
+            for a in cached:
+                a.setflags(write=False)
+            object.__setattr__(self, "_incidence", cached)
+        return cached
+
+    def _incidence_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         H, K = self.dst_HK.shape
         members = np.concatenate([self.src_H[:, None], self.dst_HK], axis=1)
         edge = np.repeat(np.arange(H), K + 1)
         flat = members.ravel()
         keep = flat >= 0
         flat, edge = flat[keep], edge[keep]
-        pair = np.unique(flat.astype(np.int64) * H + edge)
-        items, edges = pair // H, pair % H
+        if self.num_items <= np.iinfo(np.int16).max:  # a stable sort of int16 keys is a radix sort: the
+            order = np.argsort(flat.astype(np.int16), kind="stable")  # (item, edge) order, edges ascending
+            items, edges = flat[order].astype(np.int64), edge[order]
+            first = np.ones(items.size, dtype=bool)
+            first[1:] = (items[1:] != items[:-1]) | (edges[1:] != edges[:-1])  # an item twice in an edge
+            items, edges = items[first], edges[first]
+        else:
+            pair = np.unique(flat.astype(np.int64) * H + edge)
+            items, edges = pair // H, pair % H
         indptr = np.zeros(self.num_items + 1, dtype=np.int64)
         np.add.at(indptr, items + 1, 1)
         return np.cumsum(indptr), edges.astype(np.int64)

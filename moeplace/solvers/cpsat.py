@@ -11,8 +11,9 @@ worker the search is deterministic.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
-from ortools.sat.python import cp_model
 
 from moeplace.placement.problem import Problem
 from moeplace.solvers import pairlp
@@ -41,7 +42,13 @@ def integer_scale(cost: np.ndarray) -> tuple[float, bool]:
     return min(1e9 / big, MAX_SCALED / 16 / total), False
 
 
+if importlib.util.find_spec("ortools.sat") is None:  # the registry's test for OR-Tools (cp_model loads on use:
+    raise ModuleNotFoundError("No module named 'ortools.sat'", name="ortools.sat")  # it costs a second per solve)
+
+
 def _cpsat(config: SolveConfig):
+    from ortools.sat.python import cp_model
+
     def integer_solve(model: PairModel, rows: pairlp.Rows, hint: np.ndarray, time_left_s: float, lb: np.ndarray,
                       ub: np.ndarray) -> Attempt:
         lay = pairlp.layout(model)

@@ -69,7 +69,7 @@ def build(cost: np.ndarray, const: float, ub: np.ndarray, integer: np.ndarray, r
 
 def solve(model: model_pb2.ModelProto, solver: str, *, time_limit_s: float, threads: int = 1, seed: int = 0,
           hint: np.ndarray | None = None, lp_barrier: bool = False, duals: bool = False,
-          iteration_limit: int | None = None) -> LinearResult:
+          iteration_limit: int | None = None, highs_options: dict | None = None) -> LinearResult:
     params = parameters_pb2.SolveParametersProto()
     if iteration_limit is not None:  # a deterministic work limit (simplex iterations), unlike the time limit
         params.iteration_limit = int(iteration_limit)
@@ -83,6 +83,9 @@ def solve(model: model_pb2.ModelProto, solver: str, *, time_limit_s: float, thre
         params.lp_algorithm = parameters_pb2.LP_ALGORITHM_BARRIER
         if solver == "highs":
             params.highs.string_options["run_crossover"] = "off"
+    for key, value in (highs_options or {}).items():  # HiGHS's own options (tolerances), by their names
+        opts = params.highs.double_options if isinstance(value, float) else params.highs.int_options
+        opts[key] = value
     mp = model_parameters_pb2.ModelSolveParametersProto()
     if hint is not None:
         h = mp.solution_hints.add()

@@ -112,18 +112,21 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
     if config.origin_gpu_I is not None and config.max_moves is not None:
         moved = int((result.item_gpu_I != config.origin_gpu_I).sum())
         assert moved <= config.max_moves, f"solver {solver!r} moved {moved} experts, limit {config.max_moves}"
-    bound = max(result.bound, combinatorial_bound(problem))
+    comb = combinatorial_bound(problem)
+    bound = max(result.bound, comb)
+    method = "combinatorial" if comb >= result.bound else f"{solver} (its own)"
     default_value, default_method, _ = node_tier_bound(problem) if bound < obj else (bound, "", {})
     if default_value > bound:
-        bound = default_value
-        result = dataclasses.replace(result, details={**result.details, "bound_method": default_method})
+        bound, method = default_value, default_method
+    result = dataclasses.replace(result, details={**result.details, "bound_method": method})
     if config.strong_bound_s > 0:
         from moeplace.solvers.lp_bound import strong_bound
 
         found = strong_bound(problem, config.strong_bound_s, config.workers)
-        result = dataclasses.replace(result, details={**result.details, "bound_method": found.method,
+        if found.value > bound:
+            bound, method = found.value, found.method
+        result = dataclasses.replace(result, details={**result.details, "bound_method": method,
                                                       "bound_time_s": round(found.wall_time_s, 3)})
-        bound = max(bound, found.value)
     assert bound <= obj * (1 + 1e-9) + 1e-9, f"bound {bound} above objective {obj}: the bound is wrong"
     bound = min(bound, obj)
     status = STATUS_OPTIMAL if obj - bound <= 1e-9 * max(1.0, obj) else result.status

@@ -30,7 +30,7 @@ class LocalSearch:
         self.max_moves = max_moves
         self.move_cost = float(move_cost)
         self.aff = aff
-        self.item_gpu = item_gpu.copy()
+        self._set(item_gpu)
         self.gpn = problem.gpus_per_node
         self.epg = problem.experts_per_gpu
         self.ptr, self.inc = problem.traffic.incidence()
@@ -85,8 +85,8 @@ class LocalSearch:
         """The cost of `edges` now and with i on gj and j (>= 0) on gi: one call of the objective's kernel."""
         tr = self.p.traffic
         src, dst = tr.src_H[edges], tr.dst_HK[edges]
-        src_gpu = np.where(src >= 0, self.item_gpu[src], HOME)
-        dst_gpu = np.where(dst >= 0, self.item_gpu[dst], PAD)
+        src_gpu = self._gpu_ext[src]
+        dst_gpu = self._gpu_ext[dst]
         src_new = np.where(src == i, gj, src_gpu)
         dst_new = np.where(dst == i, gj, dst_gpu)
         if j >= 0:
@@ -154,8 +154,15 @@ class LocalSearch:
         self.evals += 1
         return self.cost_of(edges) - before + self.move_cost * dm
 
+    def _set(self, item_gpu: np.ndarray) -> None:
+        """item_gpu is a view of a buffer one longer, whose last entry is HOME = PAD = -1: indexing it with a
+        hyperedge's members (-1 for a HOME source or padding) gives their GPUs, -1 kept, in one step."""
+        assert HOME == PAD == -1
+        self._gpu_ext = np.append(np.asarray(item_gpu, dtype=np.int64), -1)
+        self.item_gpu = self._gpu_ext[:-1]
+
     def reset(self, item_gpu: np.ndarray) -> None:
-        self.item_gpu = item_gpu.copy()
+        self._set(item_gpu)
         self.gpu_items.fill(-1)
         fill = np.zeros(self.gpu_items.shape[0], dtype=np.int64)
         for i, g in enumerate(self.item_gpu):

@@ -120,3 +120,58 @@ def test_default_budget_is_smaller_past_the_large_size():
     p = instance(2, 4, 4, 2, seed=0)
     assert p.num_items <= LARGE_ITEMS and default_budget(p).rounds == 2
     assert default_budget(SimpleNamespace(num_items=LARGE_ITEMS + 1)) is None  # only the size decides
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_default_budget_with_loose_tolerances_stays_below_the_optimum(name):
+    """The default's interior-point tolerances (1e-5, 1e-6) change which duals come back, never validity."""
+    from moeplace.solvers.node_lp import DEFAULT_BUDGET
+
+    assert DEFAULT_BUDGET.ipm_tolerances
+    p = problem(name)
+    value, _, _ = node_tier_bound(p, DEFAULT_BUDGET)
+    assert combinatorial_bound(p) - 1e-9 <= value <= brute_force(name) + 1e-9
+
+
+def test_separation_finds_every_violated_triangle_most_violated_first():
+    """`_violated` (heavy sides only) against the plain enumeration of all centre-neighbour pairs."""
+    from moeplace.solvers.node_lp import EPS, _violated
+
+    rng = np.random.default_rng(3)
+    I = 40
+    k = np.unique(rng.integers(0, I * I, 500))
+    a, b = k // I, k % I
+    pairs = np.stack([a[a < b], b[a < b]], axis=1)
+    y = rng.choice([0.0, 1e-7, 0.3, 0.5, 0.6, 0.9, 1.0], pairs.shape[0])
+    ys = {(int(u), int(v)): float(w) for (u, v), w in zip(pairs, y)}
+    got_new, got_tri = _violated(pairs, y, I, 10 ** 9)
+    want = set()
+    for c in range(I):
+        on = [(u, v) for (u, v) in ys if ys[u, v] > EPS]
+        nbs = sorted({v for (u, v) in on if u == c} | {u for (u, v) in on if v == c})
+        for x, z in itertools.combinations(nbs, 2):
+            yxc, ycz = ys.get((min(x, c), max(x, c))), ys.get((min(c, z), max(c, z)))
+            if yxc + ycz - ys.get((x, z), 0.0) - 1 > EPS:
+                want.add((x, c, z))
+    assert {tuple(map(int, t)) for t in got_tri} == want
+    viol = [ys[min(x, c), max(x, c)] + ys[min(c, z), max(c, z)] - ys.get((x, z), 0.0) for x, c, z in got_tri]
+    assert viol == sorted(viol, reverse=True)
+    assert {tuple(map(int, q)) for q in got_new} == {(x, z) for x, _, z in want if (x, z) not in ys}
+
+
+def test_a_round_that_fails_at_the_loose_tolerance_is_solved_again_at_highs_default(monkeypatch):
+    from moeplace.solvers import linprog
+
+    p = instance(3, 8, 6, 4, seed=4)
+    budget = NodeBudget(rounds=2, per_round=500, ipm_tolerances=(1e-5, 1e-6))
+    want, _, _ = node_lp_bound(p, 2, per_round=500, barrier=True)
+    real = linprog.solve
+
+    def unknown_when_loose(*args, highs_options=None, **kw):
+        if highs_options:
+            raise RuntimeError("HighsModelStatus was Unknown")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(linprog, "solve", unknown_when_loose)
+    got, rounds, _ = node_lp_bound(p, 2, per_round=500, barrier=True, ipm_tolerances=budget.ipm_tolerances)
+    assert rounds >= 1 and got == want

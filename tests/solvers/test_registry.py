@@ -21,3 +21,15 @@ def test_exact_backend_without_ortools_says_what_to_install(monkeypatch):
     with pytest.raises(InputError, match=r"solver 'cpsat' needs OR-Tools.*pip install 'ortools>=9.10'"):
         registry.get_solver("cpsat")
     assert registry.get_solver("lns") is kept["lns"][0]
+
+
+def test_every_solve_names_what_proved_its_bound():
+    from moeplace.solvers import SolveConfig, solve
+    from moeplace.solvers.bounds import combinatorial_bound
+    from tests.solvers.exact_cases import instance
+
+    p = instance(3, 4, 3, 4, nodes_per_leaf=3, seed=1)
+    r = solve(p, SolveConfig(time_limit_s=30, work_limit=500), solver="lns")
+    method = r.details["bound_method"]
+    assert method == "combinatorial" or method.startswith("node-matching-lp")
+    assert (r.bound > combinatorial_bound(p) + 1e-9) == method.startswith("node-matching-lp")
