@@ -32,6 +32,9 @@ def test_predict_prints_both_phases_and_names_the_profile(plan_dir):
                   "peak NIC / link / NVLink", "bottleneck"):
         assert label in r.output
     assert "decode, batch 8, context 2,048" in r.output and "prefill, batch 8, prompt 2,048" in r.output
+    assert r.output.splitlines()[-1] == ("cross-node B/token: all the cost model sends per token, attention and "
+                                         "dense-layer hops included; flow objective: the flow's transfers alone "
+                                         "(what solve minimises)")
 
 
 def test_predict_json_is_the_library_prediction(plan_dir):
