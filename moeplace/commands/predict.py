@@ -12,8 +12,8 @@ from moeplace.costmodel.model import prepare
 from moeplace.costmodel.planload import deployment_from_plan
 from moeplace.costmodel.presets import default_profile_for, load_profile
 
-CROSS_NODE_NOTE = ("cross-node B/token: all the cost model sends per token, attention and dense-layer hops included; "
-                   "flow objective: the flow's transfers alone (what solve minimises)")
+CROSS_NODE_NOTE = ("cross-node B/token: all the cost model sends per token (attention and dense-layer hops too); "
+                   "flow objective: the flow's transfers alone, what solve minimises")
 OPTION_KNOBS = {"dense_ffn_hidden": int, "vocab_size": int, "reserve_gb": float, "micro_batches": int,
                 "dense_layers": str}
 
