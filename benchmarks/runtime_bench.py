@@ -36,7 +36,10 @@ os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
 os.environ.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")
 os.environ.setdefault("NVSHMEM_DISABLE_NVLS", "1")
 
-import torch  # noqa: E402
+try:
+    import torch  # noqa: E402
+except ModuleNotFoundError:
+    sys.exit("runtime_bench.py needs PyTorch, which is not installed: pip install 'moeplace[runtime]' (torch >= 2.6; CUDA GPUs to run it)")
 
 LOG: list[str] = []
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.distributed as dist
+
+try:
+    import torch
+    import torch.distributed as dist
+except ModuleNotFoundError:
+    sys.exit("runtime_layer.py (part B of benchmarks/runtime_bench.py) needs PyTorch, which is not installed: pip install 'moeplace[runtime]' (torch >= 2.6; CUDA GPUs to run it)")
 
 from moeplace.placement.schema import ModelSpec
 from moeplace.runtime.calibrate import init_local_group, transfer_measurements
@@ -200,3 +205,7 @@ def layer_worker(rank: int, world: int, port: int, cfg: dict, path: str) -> None
         Path(path).write_text(json.dumps(log))
     dist.barrier()
     dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    print("runtime_layer.py is part B of the runtime benchmark: run python benchmarks/runtime_bench.py --help")

@@ -87,7 +87,12 @@ def conditions() -> None:
 
 
 def main() -> None:
-    if "--conditions" in sys.argv[1:]:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] + " Needs only moeplace itself (no torch).")
+    ap.add_argument("--conditions", action="store_true",
+                    help="the seed default idle, beside 2 busy processes, on 1 and 2 cores (determinism under load)")
+    if ap.parse_args().conditions:
         conditions()
         return
     rows = []

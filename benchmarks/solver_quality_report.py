@@ -119,3 +119,8 @@ def render_gaps(report: dict) -> list[str]:
                      f"{_fmt(lns.get('gap'), '.1%')} | {_fmt(lns.get('cpu_s'), '.1f')} | "
                      f"{_fmt(inst.get('node_bound_cpu_s'), '.1f')} |")
     return lines + [""]
+
+
+if __name__ == "__main__":
+    print("solver_quality_report.py is the report module of benchmarks/solver_quality.py: run "
+          "python benchmarks/solver_quality.py --render FILE.json (or --help)")

@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from moeplace.errors import InputError
+from moeplace.placement.baselines import BASELINES
 from moeplace.placement.builder import ASSUMED_NOTE, build_problem, check_capacity, load_stats
 from moeplace.placement.consistency import plan_problems
+from moeplace.placement.cost import evaluate
 from moeplace.placement.fabric import rebuild_fabric
 from moeplace.placement.metrics import placement_metrics
 from moeplace.placement.plan import Plan, load_plan
 from moeplace.placement.problem import Problem
-from moeplace.placement.validate import violations
+from moeplace.placement.validate import is_feasible, violations
 from moeplace.topologies.base import TIER_KEYS, TierCosts
 from moeplace.traces.stats import RoutingStats
 
@@ -104,4 +106,17 @@ def evaluate_plan_record(plan: Plan, path: Path | None, *, stats_path: str | Non
     pp = plan_problem(plan, path, stats_ref=stats_path, trace_ref=trace_path)
     metrics = placement_metrics(pp.problem, pp.item_gpu_I, pp.stats)
     return {"plan": None if path is None else str(pp.path), "model": pp.plan.model.name, "gpus": pp.plan.num_gpus,
-            "scored_on": pp.scored_on, "metrics": metrics.as_dict()}
+            "scored_on": pp.scored_on, "metrics": metrics.as_dict(),
+            "baselines": baseline_scores(pp.problem, pp.plan.solver.seed)}
+
+
+def baseline_scores(problem: Problem, seed: int) -> dict[str, dict[str, float]]:
+    """The reference placements `solve` compares with (layer-major, round-robin, random with the plan's seed),
+    scored on the same problem and statistics as the plan; those infeasible here are left out."""
+    out = {}
+    for name, fn in BASELINES.items():
+        a = fn(problem, seed) if name == "random" else fn(problem)
+        if is_feasible(problem, a):
+            c = evaluate(problem, a)
+            out[name] = {"objective": round(c.objective, 6), "cross_node_bytes_per_token": round(c.cross_node_bytes, 6)}
+    return out

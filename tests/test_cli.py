@@ -50,6 +50,15 @@ def test_evaluate_regenerates_synthetic_stats(tmp_path, capsys):
     plan = json.loads((tmp_path / "p" / "plan.json").read_text())
     assert m["objective"] == pytest.approx(plan["cost"]["objective"])
     assert 0 <= m["pair_cross_node_share"] <= 1 and 1 <= m["nodes_touched"] <= 2
+    baselines = json.loads(out)["baselines"]
+    assert set(baselines) == set(plan["baselines"]) == {"layer-major", "round-robin", "random"}
+    for name, b in plan["baselines"].items():   # the plan's own statistics: the figures solve recorded
+        assert baselines[name] == pytest.approx(b)
+    code, out, err = run(["evaluate", str(tmp_path / "p")], capsys)
+    lines = [" ".join(line.replace("│", " ").split()) for line in out.splitlines()]
+    lm = plan["baselines"]["layer-major"]
+    rel = (plan["cost"]["objective"] / lm["objective"] - 1) * 100
+    assert f"layer-major {lm['objective']:,.0f} {lm['cross_node_bytes_per_token']:,.0f} {rel:+.1f}%" in lines
 
 
 def test_flame_plan_and_held_out_evaluation(tmp_path, capsys, flame_npz):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -59,13 +60,19 @@ def emit(plan_path, out_dir, force, hosts, master_port, rdzv_port, tokens_per_st
 def print_launch(console: Console, launch: LaunchFiles, out: str) -> None:
     """What was written and how to start it; engine refusals and warnings in full."""
     m = json.loads(launch.files["manifest.json"])
-    console.line(f"wrote {len(launch.files)} launch files to {out} for plan {launch.plan_sha256[:12]} "
-                 f"({m['model']['name']}: {m['world_size']:,} ranks on {compress_hostlist(m['hosts'])})")
-    console.line(f"  Slurm:     cd {out} && sbatch job.sbatch")
-    console.line(f"  torchrun:  on every host: {out}/torchrun.sh static   (or c10d)")
+    d = Path(out)
+    hosts = compress_hostlist(m["hosts"])
+    console.line(f"wrote {len(launch.files)} launch files to {d} for plan {launch.plan_sha256[:12]} "
+                 f"({m['model']['name']}: {m['world_size']:,} ranks on {hosts})")
+    if launch.placeholder_hosts:
+        console.line(f"  Slurm:     NOT READY: {hosts} are placeholder names, and job.sbatch refuses them; give the "
+                     f"real hosts: moeplace emit {d} --out {d}-hosts --hosts 'HOSTLIST'")
+    else:
+        console.line(f"  Slurm:     cd {d} && sbatch job.sbatch")
+    console.line(f"  torchrun:  on every host: {d / 'torchrun.sh'} static   (or c10d)")
     reason = launch.engines.get("sglang")
     if reason is None:
-        console.line(f"  engines:   {out}/engines/ (SGLang --init-expert-location, TensorRT-LLM load balancer, "
+        console.line(f"  engines:   {d / 'engines'}/ (SGLang --init-expert-location, TensorRT-LLM load balancer, "
                      "vLLM initial maps)")
     else:
         console.line(f"  engines:   not written: {reason}")

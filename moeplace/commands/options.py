@@ -50,8 +50,10 @@ topology_option = click.option("--topology", default=None, metavar="KIND|FILE",
                                     "dragonfly+ (generated, with the cluster's topology "
                                     "parameters), a generator .toml, or a real cluster's Slurm topology.conf, "
                                     "ibnetdiscover output or host list (see docs/topologies.md)")
+STATS_FORMATS = ("moeplace statistics .npz (`moeplace stats build`) or a trace: JSON lines, .npy/.npz `topk` "
+                 "[tokens, MoE layers, k], SGLang .pt, TensorRT-LLM statistics, CSV counts")
 stats_option = click.option("--stats", "stats_ref", metavar="FILE", default=None,
-                            help="routing statistics .npz or a trace .npz/.npy with `topk` [default: synthetic]")
+                            help=f"routing statistics: {STATS_FORMATS} [default: synthetic]")
 flow_option = click.option("--flow", default="chain", show_default=True, metavar="NAME",
                            help="flow model: chain (expert per GPU) or ep (classic expert parallelism)")
 dedup_option = click.option("--dedup/--no-dedup", default=True, show_default=True,

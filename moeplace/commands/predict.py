@@ -12,6 +12,8 @@ from moeplace.costmodel.model import prepare
 from moeplace.costmodel.planload import deployment_from_plan
 from moeplace.costmodel.presets import default_profile_for, load_profile
 
+CROSS_NODE_NOTE = ("cross-node B/token: all the cost model sends per token (attention and dense-layer hops too); "
+                   "flow objective: the flow's transfers alone, what solve minimises")
 OPTION_KNOBS = {"dense_ffn_hidden": int, "vocab_size": int, "reserve_gb": float, "micro_batches": int,
                 "dense_layers": str}
 
@@ -100,3 +102,5 @@ def show(console: Console, head: dict, rows: list[dict]) -> None:
     ]
     console.table(None, ["metric"] + [r["phase"] for r in rows],
                   [(name, *(fn(r) for r in rows)) for name, fn in fields])
+    console.line(CROSS_NODE_NOTE)
+

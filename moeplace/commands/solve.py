@@ -102,14 +102,7 @@ def solve(model_ref, cluster_ref, topology, stats_ref, flow, dedup, solver, time
                        max_moves=max_moves, move_cost=move_cost, strong_bound_s=strong_bound_s,
                        redundant_experts=redundant_experts, phase=phase)
     with interrupts.keep_best_plan(), atomic_dir(out_dir, force=force) as tmp:
-        with console.progress("solving") as bar:
-            task = bar.add_task("solving", total=None, info="")
-
-            def progress(info: dict) -> None:
-                gap = f"  bound {fmt_bytes(info['bound'])}  gap {info['gap'] * 100:.1f}%" if "bound" in info else ""
-                bar.update(task, info=f"objective {fmt_bytes(info['objective'])}{gap}  "
-                                      f"evaluations {info['evaluations']:,.0f}")
-
+        with console.solve_progress() as progress:
             plan = solve_request(req, progress=progress)
         launch = plan.write_files(tmp, launch=not no_emit)
         outcome = plan.outcome

@@ -33,6 +33,7 @@ from moeplace.errors import InputError
 from moeplace.ep.eplb import gpu_load_LG
 from moeplace.ep.rebalance import best_balance, rebalance
 from moeplace.placement.replication import item_table
+from moeplace.topologies.base import count
 
 AUTO_TOLERANCE = 0.02
 DECODE_TOKENS_PER_GPU = 128
@@ -53,7 +54,7 @@ def valid_redundant(num_experts: int, num_gpus: int, limit: int) -> list[int]:
 def check_memory(model, cluster, slots_per_gpu: int) -> None:
     need = slots_per_gpu * model.num_moe_layers * expert_bytes(model) / 1e9
     if need > cluster.gpu.memory_gb:
-        raise InputError(f"{slots_per_gpu} slots x {model.num_moe_layers} MoE layers x "
+        raise InputError(f"{count(slots_per_gpu, 'slot')} x {model.num_moe_layers} MoE layers x "
                          f"{expert_bytes(model) / 1e9:.3f} GB per expert = {need:.1f} GB of experts per GPU, more "
                          f"than its {cluster.gpu.memory_gb:g} GB", field="--redundant-experts")
 

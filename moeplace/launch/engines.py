@@ -26,6 +26,7 @@ import numpy as np
 
 from moeplace.launch.layout import Layout
 from moeplace.launch.safe import comment_text
+from moeplace.topologies.base import count
 
 SGLANG_FILE = "engines/sglang-init-expert-location.json"
 TRTLLM_FILE = "engines/trtllm-moe-load-balancer.yaml"
@@ -71,9 +72,30 @@ def ep_layout(layout: Layout) -> EpLayout | str:
     layer = m.moe_layer_numbers[ml]
     return (f"MoE layer {layer}'s {m.num_experts} experts sit on {holders} of {W} GPUs "
             f"({int(count_RL[:, ml].min())} to {int(count_RL[:, ml].max())} per GPU), but vLLM, SGLang and "
-            f"TensorRT-LLM give every EP rank the same number of slots of every MoE layer; for them, plan an EP layout: "
-            f"--flow ep --balance-per-layer --experts-per-gpu K on W GPUs, W dividing {m.num_experts} and "
-            f"K = {L} x {m.num_experts} / W")
+            f"TensorRT-LLM give every EP rank the same number of slots of every MoE layer; for them, plan an EP "
+            f"layout: {ep_command(layout)}")
+
+
+def ep_command(layout: Layout) -> str:
+    """A `moeplace solve` line that plans an EP layout of this plan's model the engines run: W GPUs, W a
+    divisor of the experts per layer filling whole nodes (the largest that fits), K = MoE layers x E / W."""
+    from moeplace.placement.presets import CLUSTER_PRESETS, MODEL_PRESETS
+    from moeplace.topologies.hostlist import compress_hostlist
+
+    plan, G = layout.plan, layout.gpus_per_node
+    E, L = plan.model.num_experts, plan.model.num_moe_layers
+    whole = [w for w in range(G, E + 1, G) if E % w == 0 and w // G <= layout.num_nodes]
+    W = max(whole) if whole else max(w for w in range(1, min(E, G) + 1) if E % w == 0)
+    nodes, gpn = (W // G, G) if whole else (1, W)
+    args = ["moeplace solve"]
+    if plan.model.name != "seed":
+        args.append(f"--model {plan.model.name if MODEL_PRESETS.get(plan.model.name) == plan.model else 'MODEL_FILE'}")
+    if plan.cluster.name != "seed":
+        args.append(f"--cluster {plan.cluster.name if plan.cluster.name in CLUSTER_PRESETS else 'CLUSTER_FILE'}")
+    args += ["--flow ep --balance-per-layer", f"--nodes {nodes} --gpus-per-node {gpn} --experts-per-gpu {L * E // W}"]
+    if not layout.placeholder_hosts:
+        args.append(f"--hosts '{compress_hostlist(list(layout.hosts[:nodes]))}'")
+    return " ".join(args + ["--out plan-ep/"])
 
 
 def _worst_layer(count_RL: np.ndarray) -> int:
@@ -138,7 +160,7 @@ def engines_readme(layout: Layout, ep: EpLayout | str, plan_sha256: str, master_
         return "\n".join(lines)
     R = ep.num_slots - m.num_experts
     lines += [
-        f"Layout: {ep.slots_per_rank} slots of every MoE layer per GPU, {ep.num_slots} physical slots per layer "
+        f"Layout: {count(ep.slots_per_rank, 'slot')} of every MoE layer per GPU, {ep.num_slots} physical slots per layer "
         f"({R} redundant), EP rank r = GPU r of the plan, node-major: start the engine's node i on host i "
         f"(line i of ../hostfile.deepspeed).", "",
         "## SGLang", "",

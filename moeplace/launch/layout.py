@@ -15,6 +15,9 @@ from moeplace.errors import InputError
 from moeplace.launch.safe import HOST_RE, host_problem  # noqa: F401 (HOST_RE: public name)
 from moeplace.placement.consistency import plan_problems  # noqa: F401 (public name, used by check)
 from moeplace.placement.plan import Plan
+from moeplace.topologies.base import default_hosts
+
+ALLOW_PLACEHOLDERS = "MOEPLACE_ALLOW_PLACEHOLDER_HOSTS"
 
 
 @dataclass(frozen=True, order=True)
@@ -62,6 +65,14 @@ class Layout:
 
     def node_ranks(self, node: int) -> list[RankRow]:
         return [r for r in self.rows if r.node == node]
+
+    @property
+    def placeholder_hosts(self) -> bool:
+        """True when the hosts are the generated node001, node002, ...: the plan was given no real names (no
+        --hosts, no cluster `hosts`, no topology file naming hosts), so no cluster is known to have them."""
+        plan = self.plan
+        named = plan.cluster.hosts is not None or plan.topology.params.get("source") not in (None, "generator")
+        return not named and self.hosts == default_hosts(len(self.hosts))
 
     @property
     def is_node_major(self) -> bool:

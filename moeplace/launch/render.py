@@ -30,6 +30,7 @@ class LaunchFiles:
     files: dict[str, str]
     engines: dict[str, str | None]
     warnings: tuple[str, ...]
+    placeholder_hosts: bool = False
 
     @property
     def plan_sha256(self) -> str:
@@ -47,6 +48,8 @@ def render_launch(plan: Plan, options: EmitOptions | None = None) -> LaunchFiles
     sha = sha256_text(plan_text)
     layout = plan_layout(plan)
     manifest, warnings = build_manifest(layout, sha, options)
+    if layout.placeholder_hosts:
+        warnings = [slurm.placeholder_message(layout)] + list(warnings)
     files = {
         "plan.json": plan_text,
         "manifest.json": manifest_text(manifest),
@@ -76,7 +79,8 @@ def render_launch(plan: Plan, options: EmitOptions | None = None) -> LaunchFiles
         "warnings": list(warnings),
     }
     files[INDEX] = dumps_json(index)
-    return LaunchFiles(files=files, engines=status, warnings=tuple(warnings))
+    return LaunchFiles(files=files, engines=status, warnings=tuple(warnings),
+                       placeholder_hosts=layout.placeholder_hosts)
 
 
 def write_launch(out_dir: str | Path, launch: LaunchFiles) -> list[Path]:

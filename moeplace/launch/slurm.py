@@ -10,7 +10,7 @@ GPUs differently from site to site) and execs the runtime worker. The wrapper al
 
 from __future__ import annotations
 
-from moeplace.launch.layout import Layout
+from moeplace.launch.layout import ALLOW_PLACEHOLDERS, Layout
 from moeplace.launch.options import EmitOptions
 from moeplace.launch.safe import comment_text
 from moeplace.topologies.hostlist import compress_hostlist
@@ -48,6 +48,7 @@ def sbatch_script(layout: Layout, plan_sha256: str, options: EmitOptions) -> str
         'DIR=${MOEPLACE_DIR:-${SLURM_SUBMIT_DIR:-$PWD}}',
         '[ -f "$DIR/manifest.json" ] || { echo "job.sbatch: no manifest.json in $DIR: submit from the emitted '
         'directory or set MOEPLACE_DIR" >&2; exit 3; }',
+        *placeholder_guard(layout),
         'export SLURM_HOSTFILE="$DIR/hostfile"',
         f"export MASTER_ADDR={layout.master_addr} MASTER_PORT={options.master_port}",
         'export MOEPLACE_RUN_DIR=${MOEPLACE_RUN_DIR:-$DIR/runs/slurm-$SLURM_JOB_ID}',
@@ -55,6 +56,21 @@ def sbatch_script(layout: Layout, plan_sha256: str, options: EmitOptions) -> str
         f'srun --distribution=arbitrary --ntasks={W} --kill-on-bad-exit=1 "$DIR/{WRAPPER}" "$@"',
     ]
     return "\n".join(head + body) + "\n"
+
+
+def placeholder_message(layout: Layout) -> str:
+    """One line: the plan's hosts are generated names, and how to give it real ones."""
+    return (f"the plan's hosts {compress_hostlist(list(layout.hosts))} are placeholders, not known hosts of "
+            f"this cluster: re-emit with real names (moeplace emit PLAN --out DIR --hosts HOSTLIST) or set "
+            f"{ALLOW_PLACEHOLDERS}=1")
+
+
+def placeholder_guard(layout: Layout) -> list[str]:
+    """job.sbatch's refusal to run a plan on placeholder hosts (exit 3), unless the variable allows it."""
+    if not layout.placeholder_hosts:
+        return []
+    return [f'[ "${{{ALLOW_PLACEHOLDERS}:-0}}" = 1 ] || {{ echo "job.sbatch: {placeholder_message(layout)}" >&2; '
+            'exit 3; }']
 
 
 def rank_wrapper(layout: Layout, plan_sha256: str, options: EmitOptions) -> str:

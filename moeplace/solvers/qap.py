@@ -202,6 +202,20 @@ def _hint(inst: QAPInstance, bin_I: np.ndarray) -> np.ndarray:
     return np.concatenate([x.ravel(), y.ravel()])
 
 
+def lp_bound(inst: QAPInstance, *, time_limit_s: float = 1e6) -> tuple[float, bool]:
+    """The RLT-1 relaxation's proven bound (safe, from its duals) and whether its LP was solved to optimality;
+    the default limit only guards against a hang, so the value is the LP optimum whatever the machine."""
+    cost, _, ub, rows, _ = _linearization(inst)
+    return _lp_bound(cost, ub, rows, time_limit_s)
+
+
+def _lp_bound(cost: np.ndarray, ub: np.ndarray, rows, time_limit_s: float) -> tuple[float, bool]:
+    lp = linprog.solve(linprog.build(cost, 0.0, ub, np.zeros(cost.size, dtype=bool), rows), "highs",
+                       time_limit_s=time_limit_s, lp_barrier=True, duals=True)
+    bound = linprog.safe_dual_bound(cost, 0.0, ub, rows, lp.duals) if lp.duals is not None else 0.0
+    return bound, lp.optimal
+
+
 def solve_qap(inst: QAPInstance, *, time_limit_s: float = 60.0, seed: int = 0, solver: str = "scip",
               threads: int = 1, starts: int = 50) -> QAPResult:
     """Local search for a good assignment, the LP relaxation for a proven bound (safe, from its duals),
@@ -210,9 +224,7 @@ def solve_qap(inst: QAPInstance, *, time_limit_s: float = 60.0, seed: int = 0, s
     deadline = start + time_limit_s
     best, best_obj = local_search(inst, seed=seed, starts=starts, deadline=start + 0.2 * time_limit_s)
     cost, integer, ub, rows, nx = _linearization(inst)
-    lp = linprog.solve(linprog.build(cost, 0.0, ub, np.zeros(cost.size, dtype=bool), rows), "highs",
-                       time_limit_s=start + 0.5 * time_limit_s - time.monotonic(), lp_barrier=True, duals=True)
-    bound = linprog.safe_dual_bound(cost, 0.0, ub, rows, lp.duals) if lp.duals is not None else 0.0
+    bound, _ = _lp_bound(cost, ub, rows, start + 0.5 * time_limit_s - time.monotonic())
     res = linprog.solve(linprog.build(cost, 0.0, ub, integer, rows), solver, time_limit_s=deadline - time.monotonic(),
                         threads=threads, seed=seed, hint=_hint(inst, best))
     method = "local-search"

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from moeplace.cli import cli, main
+from moeplace.commands.predict import CROSS_NODE_NOTE
 from moeplace.costmodel.deployment import Options, Workload
 from moeplace.costmodel.model import predict, prepare
 from moeplace.costmodel.planload import deployment_from_plan
@@ -32,6 +33,8 @@ def test_predict_prints_both_phases_and_names_the_profile(plan_dir):
                   "peak NIC / link / NVLink", "bottleneck"):
         assert label in r.output
     assert "decode, batch 8, context 2,048" in r.output and "prefill, batch 8, prompt 2,048" in r.output
+    assert r.output.splitlines()[-1] == CROSS_NODE_NOTE and len(CROSS_NODE_NOTE) <= 160  # one line in a log
+    assert "flow objective: the flow's transfers alone, what solve minimises" in CROSS_NODE_NOTE
 
 
 def test_predict_json_is_the_library_prediction(plan_dir):

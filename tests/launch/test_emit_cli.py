@@ -108,3 +108,36 @@ def test_solve_writes_the_launch_files_unless_no_emit(tmp_path, capsys):
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["plan.json", "run.json"]
     assert "launch files" not in out
+
+
+def test_placeholder_hosts_are_not_announced_as_ready(plan_file, tmp_path, capsys):
+    out = tmp_path / "launch"
+    code, stdout, err = run(["emit", str(plan_file.parent), "--out", f"{out}/"], capsys)
+    assert code == 0, err
+    text = " ".join(stdout.split())
+    assert f"Slurm: NOT READY: node[001-003] are placeholder names, and job.sbatch refuses them; give the real " \
+           f"hosts: moeplace emit {out} --out {out}-hosts --hosts 'HOSTLIST'" in text
+    assert "sbatch job.sbatch" not in text and "//" not in text
+    assert f"torchrun: on every host: {out}/torchrun.sh static" in text
+    assert "warning: the plan's hosts node[001-003] are placeholders" in text
+    assert check_dir(out).ok
+    code, stdout, err = run(["emit", str(plan_file), "--out", str(tmp_path / "named"), "--hosts", "gpu[1-3]"], capsys)
+    assert code == 0, err
+    assert f"Slurm: cd {tmp_path / 'named'} && sbatch job.sbatch" in " ".join(stdout.split())
+    assert "are placeholder" not in stdout and "NOT READY" not in stdout
+
+
+def test_engine_refusal_gives_a_command_that_writes_the_engine_files(tmp_path, capsys):
+    small = ["--model", TINY, "--nodes", "2", "--gpus-per-node", "16", "--work-limit", "500"]
+    code, out, err = run(["solve", *small, "--hosts", "gpu[1-2]", "--out", str(tmp_path / "a")], capsys)
+    assert code == 0, err
+    reason = json.loads((tmp_path / "a" / "artifacts.json").read_text())["engines"]["sglang"]["not_written"]
+    command = reason.split("plan an EP layout: ")[1]
+    assert command.startswith("moeplace solve --model MODEL_FILE --flow ep --balance-per-layer --nodes ")
+    argv = command.split()[2:]
+    argv[argv.index("MODEL_FILE")] = TINY
+    argv[argv.index("--hosts") + 1] = argv[argv.index("--hosts") + 1].strip("'")
+    argv[argv.index("--out") + 1] = str(tmp_path / "ep")
+    code, out, err = run(["solve", *argv, "--work-limit", "500"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "ep" / "artifacts.json").read_text())["engines"]["sglang"]["not_written"] is None

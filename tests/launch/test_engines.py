@@ -53,8 +53,9 @@ def test_trtllm_yaml_assigns_slots_rank_major():
 def test_expert_per_gpu_plan_is_refused_with_the_reason():
     launch = render_launch(chain_plan())
     reason = ("MoE layer 2's 4 experts sit on 4 of 9 GPUs (0 to 1 per GPU), but vLLM, SGLang and TensorRT-LLM give "
-              "every EP rank the same number of slots of every MoE layer; for them, plan an EP layout: --flow ep "
-              "--balance-per-layer --experts-per-gpu K on W GPUs, W dividing 4 and K = 2 x 4 / W")
+              "every EP rank the same number of slots of every MoE layer; for them, plan an EP layout: moeplace solve "
+              "--model MODEL_FILE --cluster CLUSTER_FILE --flow ep --balance-per-layer --nodes 1 --gpus-per-node 2 "
+              "--experts-per-gpu 4 --out plan-ep/")
     assert launch.engines == {"sglang": reason, "trtllm": reason, "vllm": reason}
     assert SGLANG_FILE not in launch.files and TRTLLM_FILE not in launch.files
     assert ("Not written: " + reason) in launch.files["engines/README.md"]

@@ -118,3 +118,40 @@ def test_sbatch_refuses_to_run_outside_the_emitted_directory(emitted, tmp_path):
     assert code == 3
     assert err.strip() == (f"job.sbatch: no manifest.json in {tmp_path}: submit from the emitted directory or "
                            "set MOEPLACE_DIR")
+
+
+PLACEHOLDER_REFUSAL = ("job.sbatch: the plan's hosts node[001-003] are placeholders, not known hosts of this cluster: "
+                       "re-emit with real names (moeplace emit PLAN --out DIR --hosts HOSTLIST) or set "
+                       "MOEPLACE_ALLOW_PLACEHOLDER_HOSTS=1")
+
+
+def _fake_srun(tmp_path: Path) -> str:
+    """A PATH whose `srun` is the recording stand-in."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "srun").write_text(RECORDER)
+    (bin_dir / "srun").chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}"
+
+
+def test_sbatch_refuses_placeholder_hosts_in_one_line(emitted, tmp_path):
+    code, err, rec = run(emitted / "job.sbatch", [], tmp_path, SLURM_SUBMIT_DIR=str(emitted), SLURM_JOB_ID="7",
+                         PATH=_fake_srun(tmp_path))
+    assert (code, err, rec) == (3, PLACEHOLDER_REFUSAL + "\n", None)
+
+
+def test_sbatch_runs_placeholder_hosts_when_allowed(emitted, tmp_path):
+    code, err, rec = run(emitted / "job.sbatch", ["--steps", "2"], tmp_path, SLURM_SUBMIT_DIR=str(emitted),
+                         SLURM_JOB_ID="7", PATH=_fake_srun(tmp_path), MOEPLACE_ALLOW_PLACEHOLDER_HOSTS="1")
+    assert code == 0, err
+    assert rec["argv"][:2] == ["--distribution=arbitrary", "--ntasks=9"] and rec["argv"][-2:] == ["--steps", "2"]
+
+
+def test_sbatch_runs_a_plan_given_real_hosts(tmp_path):
+    d = tmp_path / "real"
+    d.mkdir()
+    write_launch(d, render_launch(chain_plan(["gpu1", "gpu2", "gpu3"])))
+    assert "PLACEHOLDER" not in (d / "job.sbatch").read_text()
+    code, err, rec = run(d / "job.sbatch", [], tmp_path, SLURM_SUBMIT_DIR=str(d), SLURM_JOB_ID="7",
+                         PATH=_fake_srun(tmp_path))
+    assert code == 0 and rec is not None, err

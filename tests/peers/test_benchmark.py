@@ -24,7 +24,7 @@ def bench():
 def test_smallest_instance_end_to_end(bench, tmp_path, capsys):
     out = tmp_path / "r.json"
     rc = bench.main(["--only", "small-24-aff0.6-s0", "--peers", "layer-major,eplb,classic", "--solvers", "greedy",
-                     "--time-limit", "2", "--json", str(out)])
+                     "--time-limit", "2", "--small-time-limit", "3600", "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "| method | held-out cross-node B/token | held-out objective | plan objective | bound | gap |" in text

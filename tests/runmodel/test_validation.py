@@ -16,6 +16,7 @@ from moeplace.planner import PlanRequest, plan_placement
 from moeplace.runmodel.measured import LayerTime, Measured, RankTime, Spread
 from moeplace.runmodel.profilefit import build_profile, default_transport
 from moeplace.runmodel.validation import compare, headline, load_run_plan, predict
+from tests.guards import HANG_GUARD_S
 
 
 def _plan():
@@ -23,7 +24,7 @@ def _plan():
                        expert_hidden=32, num_heads=2, head_dim=32)
     cluster = load_cluster("h100-sxm", name="v", num_nodes=1, gpus_per_node=2, experts_per_gpu=2)
     return plan_placement(PlanRequest(model=model, cluster=cluster, flow="ep", balance_per_layer=True,
-                                      time_limit_s=2.0)).plan
+                                      time_limit_s=HANG_GUARD_S)).plan
 
 
 def _pp(plan, tmp_path):

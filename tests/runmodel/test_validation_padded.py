@@ -28,6 +28,7 @@ from moeplace.costmodel.fusedstep import (
 from moeplace.runmodel.measured import LayerTime, Measured, RankTime, Spread
 from moeplace.runmodel.profilefit import build_profile
 from moeplace.runmodel.validation import compare, executed_capacity, graph_bucket, load_run_plan, predict
+from tests.guards import HANG_GUARD_S
 
 H = 64  # hidden: a bf16 row is 128 B
 
@@ -54,7 +55,7 @@ def _plan(world: int):
     model = _model(world)
     cluster = load_cluster("h100-sxm", name="p", num_nodes=1, gpus_per_node=world, experts_per_gpu=2)
     return plan_placement(PlanRequest(model=model, cluster=cluster, flow="ep", balance_per_layer=True,
-                                      time_limit_s=2.0)).plan
+                                      time_limit_s=HANG_GUARD_S)).plan
 
 
 def _measured(world, tokens_per_gpu, mb, transport, layer_us_, step_us, *, capacity=None, bytes_per_step=None,

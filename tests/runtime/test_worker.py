@@ -41,7 +41,7 @@ def test_distributed_result_equals_the_reference(tmp_path, flow, nodes, gpn):
 def test_world_size_mismatch_exits_2_on_every_rank(tmp_path):
     m = manifest()
     path = write_manifest(m, tmp_path / "manifest.json")
-    results = spawn(m, path, tmp_path / "run", env={"WORLD_SIZE": "3"}, timeout_s=60)
+    results = spawn(m, path, tmp_path / "run", env={"WORLD_SIZE": "3"})
     assert {rc for rc, _ in results} == {2}
     assert results[0][1].endswith("world_size: WORLD_SIZE=3 but the manifest has world_size 4 (1 hosts x 4 GPUs): "
                                   "launch it with 4 processes")
@@ -50,8 +50,7 @@ def test_world_size_mismatch_exits_2_on_every_rank(tmp_path):
 def test_a_rank_on_the_wrong_host_stops_everyone(tmp_path):
     m = manifest(startup_s=60, gpus_per_node=2)
     path = write_manifest(m, tmp_path / "manifest.json")
-    results = spawn(m, path, tmp_path / "run", per_rank_env=lambda r: {"MOEPLACE_HOST": "elsewhere"} if r == 1 else {},
-                    timeout_s=60)
+    results = spawn(m, path, tmp_path / "run", per_rank_env=lambda r: {"MOEPLACE_HOST": "elsewhere"} if r == 1 else {})
     codes = [rc for rc, _ in results]
     assert codes[1] == 2 and all(c != 0 for c in codes)
     assert "host 'elsewhere' is not in the manifest (hosts: node00)" in results[1][1]
@@ -63,7 +62,7 @@ def test_a_dead_rank_stops_everyone(tmp_path):
     m = manifest(gpus_per_node=3)
     path = write_manifest(m, tmp_path / "manifest.json")
     results = spawn(m, path, tmp_path / "run", "--steps", "3", "--warmup", "1",
-                    env={"MOEPLACE_FAULT": "rank=2,step=1,mode=exit"}, timeout_s=90)
+                    env={"MOEPLACE_FAULT": "rank=2,step=1,mode=exit"})
     assert results[2][0] == 9
     for r in (0, 1):
         rc, err = results[r]
@@ -77,7 +76,7 @@ def test_a_hung_rank_times_out_everywhere(tmp_path):
     m = manifest(collective_s=4, gpus_per_node=2)
     path = write_manifest(m, tmp_path / "manifest.json")
     results = spawn(m, path, tmp_path / "run", "--steps", "3", "--warmup", "1",
-                    env={"MOEPLACE_FAULT": "rank=1,step=1,mode=hang"}, timeout_s=90)
+                    env={"MOEPLACE_FAULT": "rank=1,step=1,mode=hang"})
     for r, (rc, err) in enumerate(results):
         assert rc == 3 and len(err.splitlines()) == 1, (r, rc, err)
         assert "timed step 1" in err and ("timed out" in err or "timeout after 4 s" in err or "failed:" in err)

@@ -8,12 +8,13 @@ from moeplace.solvers.bounds import combinatorial_bound
 from moeplace.solvers.lp_bound import pair_lp_bound, strong_bound, window_bound, windows
 from moeplace.solvers.pairmodel import build_pair_model
 from tests.solvers.exact_cases import CASES, brute_force, instance, problem
+from tests.guards import HANG_GUARD_S
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_pair_lp_bound_is_a_bound_and_beats_the_combinatorial_one(name):
     p = problem(name)
-    b = pair_lp_bound(p, time_limit_s=30)
+    b = pair_lp_bound(p, time_limit_s=HANG_GUARD_S)
     assert b.value <= brute_force(name) + 1e-9
     assert b.value >= combinatorial_bound(p) - 1e-9
 
@@ -25,7 +26,7 @@ def test_safe_dual_bound_holds_for_any_multipliers():
     rows = pairlp.Rows.concat([pairlp.base_rows(m), pairlp.triangle_rows(pairlp.all_triangles(m))])
     ub = np.ones(cost.size)
     lp = linprog.build(cost, const, ub, np.zeros(cost.size, dtype=bool), rows)
-    res = linprog.solve(lp, "highs", time_limit_s=30, duals=True)
+    res = linprog.solve(lp, "highs", time_limit_s=HANG_GUARD_S, duals=True)
     assert linprog.safe_dual_bound(cost, const, ub, rows, res.duals) == pytest.approx(res.objective, rel=1e-6)
     rng = np.random.default_rng(0)
     for _ in range(5):
@@ -46,9 +47,9 @@ def test_windows_cover_every_hyperedge_once():
 @pytest.mark.parametrize("flow", ["chain", "ep"])
 def test_window_bound_is_below_the_exact_optimum(flow):
     p = instance(3, 4, 3, 4, flow=flow, nodes_per_leaf=3)
-    exact = solve(p, SolveConfig(time_limit_s=60), solver="ilp")
+    exact = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S), solver="ilp")
     assert exact.status == "optimal"
-    b = window_bound(p, time_limit_s=30)
+    b = window_bound(p, time_limit_s=HANG_GUARD_S)
     assert 0 < b.value <= exact.objective + 1e-9
 
 

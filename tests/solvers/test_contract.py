@@ -15,6 +15,7 @@ from moeplace.solvers import SolveConfig, available_solvers, solve
 from moeplace.solvers.bounds import combinatorial_bound
 from moeplace.topologies.base import TierCosts
 from moeplace.traces.synth import synthesize
+from tests.guards import HANG_GUARD_S
 
 SOLVERS = sorted(available_solvers())
 
@@ -36,7 +37,7 @@ def small_problem(flow="chain", experts_per_gpu=1, affinity=0.6, seed=0, balance
 @pytest.mark.parametrize("epg", [1, 2])
 def test_contract(solver, flow, epg):
     p = small_problem(flow, epg)
-    cfg = SolveConfig(time_limit_s=30, seed=3, workers=1, work_limit=2000)
+    cfg = SolveConfig(time_limit_s=HANG_GUARD_S, seed=3, workers=1, work_limit=2000)
     r = solve(p, cfg, solver=solver)
     assert violations(p, r.item_gpu_I) == []
     assert r.objective == pytest.approx(objective(p, r.item_gpu_I), rel=1e-9)
@@ -49,6 +50,7 @@ def test_contract(solver, flow, epg):
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_balance_per_layer_is_kept(solver):
     p = small_problem("ep", 2, balance=True)
+    # the exact backends run to this limit here (not proven within it); balance holds in any plan they return
     r = solve(p, SolveConfig(time_limit_s=30, work_limit=2000), solver=solver)
     per = np.zeros((p.num_gpus, 3), dtype=int)
     np.add.at(per, (r.item_gpu_I, p.item_layer_I), 1)
@@ -74,5 +76,5 @@ def test_bound_never_exceeds_the_true_optimum(flow, seed):
     opt = _brute_force_optimum(p)
     lb = combinatorial_bound(p)
     assert 0 < lb <= opt + 1e-9
-    r = solve(p, SolveConfig(time_limit_s=10, work_limit=500))
+    r = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S, work_limit=500))
     assert r.objective >= opt - 1e-9

@@ -7,12 +7,13 @@ from moeplace.placement.validate import violations
 from moeplace.solvers import SolveConfig, solve
 from moeplace.solvers.cpsat import integer_scale
 from tests.solvers.exact_cases import CASES, brute_force, problem
+from tests.guards import HANG_GUARD_S
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_proves_the_brute_force_optimum(name):
     p = problem(name)
-    r = solve(p, SolveConfig(time_limit_s=60, seed=2, workers=1), solver="cpsat")
+    r = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S, seed=2, workers=1), solver="cpsat")
     assert violations(p, r.item_gpu_I) == []
     assert r.status == "optimal"
     assert r.objective == pytest.approx(brute_force(name), rel=1e-9)
@@ -21,7 +22,7 @@ def test_proves_the_brute_force_optimum(name):
 
 def test_two_workers_reach_the_same_optimum():
     p = problem("chain")
-    r = solve(p, SolveConfig(time_limit_s=60, workers=2), solver="cpsat")
+    r = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S, workers=2), solver="cpsat")
     assert r.objective == pytest.approx(brute_force("chain"), rel=1e-9)
 
 

@@ -9,13 +9,14 @@ from moeplace.placement.validate import violations
 from moeplace.solvers import SolveConfig, solve
 from moeplace.solvers.exact import reduced_cost_fixing
 from tests.solvers.exact_cases import CASES, brute_force, instance, problem
+from tests.guards import HANG_GUARD_S
 
 
 @pytest.mark.parametrize("solver", ["ilp", "ilp-highs"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_proves_the_brute_force_optimum(solver, name):
     p = problem(name)
-    r = solve(p, SolveConfig(time_limit_s=60, seed=1), solver=solver)
+    r = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S, seed=1), solver=solver)
     assert violations(p, r.item_gpu_I) == []
     assert r.status == "optimal"
     assert r.objective == pytest.approx(brute_force(name), rel=1e-9)

@@ -12,6 +12,7 @@ from moeplace.solvers.budget import Budget
 from moeplace.solvers.greedy import Incumbent
 from moeplace.solvers.search import LocalSearch
 from tests.solvers.test_contract import small_problem
+from tests.guards import HANG_GUARD_S
 
 
 def _cycles(start: np.ndarray, seed: int, work: float):
@@ -49,6 +50,6 @@ def test_cycles_are_deterministic_and_stop_on_work_or_patience():
 def test_lns_reports_its_cycles():
     from moeplace.solvers import SolveConfig, solve
 
-    r = solve(small_problem(), SolveConfig(time_limit_s=30, seed=0, workers=1, work_limit=50_000), solver="lns")
+    r = solve(small_problem(), SolveConfig(time_limit_s=HANG_GUARD_S, seed=0, workers=1, work_limit=50_000), solver="lns")
     assert r.details["cycles"] >= lns.CYCLE_PATIENCE or r.stop_reason == "work_limit"
     assert r.details["cycles_accepted"] <= r.details["cycles"]

@@ -13,6 +13,7 @@ from moeplace.solvers.bounds import combinatorial_bound, combinatorial_terms
 from moeplace.solvers.node_lp import NodeBudget, build_node_lp, node_lp_bound, node_tier_bound
 from moeplace.solvers.qap import partition_problem, read_qaplib
 from tests.solvers.exact_cases import CASES, brute_force, instance, problem
+from tests.guards import HANG_GUARD_S
 
 QAPLIB = Path(__file__).resolve().parents[1] / "data" / "qaplib"
 STRONG = NodeBudget(rounds=6, per_round=1000)
@@ -51,14 +52,14 @@ def test_node_count_is_below_every_random_plan_s():
     p = instance(3, 8, 6, 4, seed=4)
     lp, _, _ = node_lp_bound(p, rounds=6, per_round=500)
     counts = [_node_count(p, rng.permutation(p.num_gpus)) for _ in range(30)]
-    best = solve(p, SolveConfig(time_limit_s=30, work_limit=2000), solver="lns").item_gpu_I
+    best = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S, work_limit=2000), solver="lns").item_gpu_I
     counts.append(_node_count(p, best))
     assert 0 < lp <= min(counts) + 1e-9
 
 
 def test_bound_beats_the_combinatorial_one_on_chains_and_holds_against_the_exact_optimum():
     p = instance(3, 4, 3, 4, nodes_per_leaf=3, seed=1)
-    exact = solve(p, SolveConfig(time_limit_s=60), solver="ilp")
+    exact = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S), solver="ilp")
     assert exact.status == "optimal"
     value, method, _ = node_tier_bound(p, STRONG)
     assert value <= exact.objective + 1e-9
@@ -96,7 +97,7 @@ def test_qaplib_flows_partitioned_stay_below_their_optimum(name):
     value, _, _ = node_tier_bound(p, STRONG)
     assert value <= opt + 1e-9
     assert value >= combinatorial_bound(p) - 1e-9
-    plan = solve(p, SolveConfig(time_limit_s=10, work_limit=500), solver="lns")
+    plan = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S, work_limit=500), solver="lns")
     assert objective(p, plan.item_gpu_I) >= opt - 1e-9
 
 

@@ -14,6 +14,7 @@ from moeplace.solvers.search import LocalSearch
 from moeplace.solvers.window import repartition_pair
 from moeplace.topologies.base import TierCosts
 from moeplace.traces.synth import synthesize
+from tests.guards import HANG_GUARD_S
 
 
 def problem(num_experts=8, layers=3, nodes=6, gpn=4, top_k=2, flow="chain", seed=0, affinity=0.7):
@@ -107,6 +108,6 @@ def test_ctrl_c_keeps_the_best_plan(solver):
         if len(calls) == 2:
             raise KeyboardInterrupt
 
-    r = solve(p, SolveConfig(work_limit=10**9, time_limit_s=60, progress=progress), solver=solver)
+    r = solve(p, SolveConfig(work_limit=10**9, time_limit_s=HANG_GUARD_S, progress=progress), solver=solver)
     assert r.stop_reason == "interrupted"
     assert r.objective == pytest.approx(objective(p, r.item_gpu_I))
