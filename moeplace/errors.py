@@ -22,6 +22,16 @@ class InputError(ValueError):
         text = f"{prefix}: {message}" if prefix else message
         super().__init__(" ".join(text.split("\n")))
 
+    @classmethod
+    def from_validation(cls, exc, source: str | None, *, skip: int = 0, top: str = "(top level)") -> InputError:
+        """The first error of a pydantic `ValidationError` as one line: its field path (less `skip` leading
+        parts), its message and the value given, unless that value is a whole object or list."""
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"][skip:]) or top
+        value = err.get("input")
+        shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+        return cls(f"{err['msg']}{shown}", source=source, field=loc)
+
 
 class InfeasibleError(InputError):
     """A problem whose constraints cannot all hold (capacity, balance); the message shows the arithmetic."""

@@ -42,3 +42,13 @@ def tiny_cluster():
 def paths(*rows) -> np.ndarray:
     """Token paths int32 [tokens, layers, k] from nested lists."""
     return np.asarray(rows, dtype=np.int32)
+
+
+def run_cli(argv, capsys):
+    """(exit code, stdout, stderr) of `moeplace ARGV` run in-process."""
+    from moeplace.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err

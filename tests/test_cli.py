@@ -7,19 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from moeplace.cli import main
 from tests.conftest import REPO
+from tests.conftest import run_cli as run
 
 TINY = str(REPO / "examples" / "tiny.toml")
 FLAME = str(REPO / "examples" / "flame-moe-290m.toml")
 SMALL = ["--model", TINY, "--nodes", "4", "--gpus-per-node", "8", "--work-limit", "3000"]
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_solve_writes_a_valid_plan(tmp_path, capsys):

@@ -7,20 +7,13 @@ import os
 import pytest
 
 import moeplace.commands.solve as solve_cmd
-from moeplace.cli import main
 from moeplace.errors import InputError
 from moeplace.fileio import atomic_dir
 from tests.conftest import REPO
+from tests.conftest import run_cli as run
 
 TINY = str(REPO / "examples" / "tiny.toml")
 SMALL = ["--model", TINY, "--nodes", "2", "--gpus-per-node", "16", "--work-limit", "300"]
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def hidden(parent):

@@ -125,11 +125,7 @@ def load_profile(ref: str | None, default: str = "seed") -> HardwareProfile:
     try:
         return HardwareProfile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        value = err.get("input")
-        shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
-        raise InputError(f"{err['msg']}{shown}", source=str(path), field=loc) from None
+        raise InputError.from_validation(exc, str(path)) from None
 
 
 def default_profile_for(cluster_name: str) -> str:

@@ -202,11 +202,7 @@ def load_plan(path: str | Path) -> Plan:
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        value = err.get("input")
-        shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
-        raise InputError(f"{err['msg']}{shown}", source=str(path), field=loc) from None
+        raise InputError.from_validation(exc, str(path)) from None
 
 
 def plan_schema() -> dict:

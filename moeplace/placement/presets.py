@@ -104,11 +104,7 @@ def _validate(cls: type[T], data: dict[str, Any], source: str) -> T:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        value = err.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        raise InputError(f"{err['msg']}{shown}", source=source, field=loc) from None
+        raise InputError.from_validation(exc, source) from None
 
 
 def validate_spec(cls: type[T], data: dict[str, Any], source: str) -> T:

@@ -109,5 +109,4 @@ def load_measured(path: str | Path) -> Measured:
     try:
         return Measured.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(err["msg"], source=str(path), field=".".join(str(x) for x in err["loc"])) from None
+        raise InputError.from_validation(exc, str(path)) from None

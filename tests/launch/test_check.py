@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from moeplace.cli import main
 from moeplace.launch.check import check_dir
 from moeplace.launch.render import render_launch, write_launch
 from tests.launch.plans import chain_plan, ep_plan
+from tests.conftest import run_cli as run
 
 
 @pytest.fixture
@@ -25,13 +25,6 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_fresh_directories_pass(emitted, tmp_path, capsys):

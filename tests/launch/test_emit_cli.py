@@ -8,21 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moeplace.cli import main
 from moeplace.fileio import write_text
 from moeplace.launch.check import check_dir
 from moeplace.placement.plan import plan_json
 from tests.conftest import REPO
 from tests.launch.plans import chain_plan, make_plan
+from tests.conftest import run_cli as run
 
 TINY = str(REPO / "examples" / "tiny.toml")
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture

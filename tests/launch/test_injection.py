@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from moeplace.cli import main
 from moeplace.fileio import write_text
 from moeplace.launch.render import render_launch, write_launch
 from moeplace.placement.plan import plan_json
 from tests.conftest import REPO
 from tests.launch.plans import chain_plan
+from tests.conftest import run_cli as run
 
 TINY = REPO / "examples" / "tiny.toml"
 SMALL = ["--nodes", "2", "--gpus-per-node", "16", "--work-limit", "300"]
@@ -28,13 +28,6 @@ def payloads(marker: Path) -> list[str]:
     m = str(marker)
     return [f"x\ntouch {m}\n#", f"$(touch {m})", f"`touch {m}`", f"x'; touch {m}; '", f'x"; touch {m}; "',
             f"x; touch {m}", "gpu001\n", f"x\rtouch {m}"]
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def assert_refused(code, err):

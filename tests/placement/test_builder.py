@@ -9,22 +9,15 @@ import numpy as np
 import pytest
 
 import moeplace
-from moeplace.cli import main
 from moeplace.errors import InputError
 from moeplace.placement.builder import ASSUMED_NOTE, check_capacity, load_stats
 from moeplace.traces.counts import assume_independent
 from moeplace.placement.presets import load_cluster, load_model
 from moeplace.traces.stats import RoutingStats
 from tests.conftest import REPO
+from tests.conftest import run_cli as run
 
 TINY = str(REPO / "examples" / "tiny.toml")
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def conf(tmp_path, hosts: int, per_leaf: int = 8) -> str:

@@ -7,23 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from moeplace.cli import main
 from moeplace.placement.cost import evaluate
 from moeplace.placement.presets import load_cluster, load_model
 from moeplace.planner import PlanRequest, make_problem
 from tests.conftest import REPO
 from tests.topologies.helpers import DATA
+from tests.conftest import run_cli as run
 
 TINY = str(REPO / "examples" / "tiny.toml")
 IB = str(DATA / "rail-hdr-24.ibnetdiscover")
 CONF = str(DATA / "ant-tree.topology.conf")
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_show_seed(capsys):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from moeplace.cli import main
+from tests.conftest import run_cli as run  # noqa: F401  (re-exported to the traces tests)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "routing"
 FLAME_NPZ = DATA / "flame-moe-290m" / "encoder_512tok.npz"
@@ -57,13 +56,6 @@ def assert_same_counts(a, b, fields=COUNT_FIELDS):
     for name in fields:
         x, y = getattr(a, name), getattr(b, name)
         assert x.shape == y.shape and np.array_equal(x, y), name
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def assert_error(code, err, expected):
