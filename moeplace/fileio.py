@@ -58,6 +58,21 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def load_document(path: str | Path, fmt: str, model: type, noun: str):
+    """A versioned moeplace file (`"format": fmt`) validated into the pydantic `model`; a file of another
+    format, or one that does not validate, is one line naming the field (noun: "plan", "measurement")."""
+    from pydantic import ValidationError
+
+    data = load_mapping(path)
+    if data.get("format") != fmt:
+        raise InputError(f"not a moeplace {noun} (format {data.get('format')!r}, expected {fmt!r})",
+                         source=str(path), field="format")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError.from_validation(exc, str(path)) from None
+
+
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows (a cost or size must be finite)")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from moeplace.errors import InputError
-from moeplace.fileio import dumps_json, load_mapping
+from moeplace.fileio import dumps_json, load_document
 from moeplace.placement.cost import CostBreakdown
 from moeplace.placement.problem import Problem
 from moeplace.placement.schema import ClusterSpec, ModelSpec
@@ -195,14 +195,7 @@ def plan_json(plan: Plan) -> str:
 
 
 def load_plan(path: str | Path) -> Plan:
-    data = load_mapping(path)
-    if data.get("format") != PLAN_FORMAT:
-        raise InputError(f"not a moeplace plan (format {data.get('format')!r}, expected {PLAN_FORMAT!r})",
-                         source=str(path), field="format")
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as exc:
-        raise InputError.from_validation(exc, str(path)) from None
+    return load_document(path, PLAN_FORMAT, Plan, "plan")
 
 
 def plan_schema() -> dict:

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from moeplace.errors import InputError
-from moeplace.fileio import load_mapping
+from moeplace.fileio import load_document
 
 MEASURED_FORMAT = "moeplace.measured"
 
@@ -102,11 +101,4 @@ def spread(values_us) -> Spread:
 
 
 def load_measured(path: str | Path) -> Measured:
-    data = load_mapping(path)
-    if data.get("format") != MEASURED_FORMAT:
-        raise InputError(f"not a moeplace measurement (format {data.get('format')!r}, expected {MEASURED_FORMAT!r})",
-                         source=str(path), field="format")
-    try:
-        return Measured.model_validate(data)
-    except ValidationError as exc:
-        raise InputError.from_validation(exc, str(path)) from None
+    return load_document(path, MEASURED_FORMAT, Measured, "measurement")
