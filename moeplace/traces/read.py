@@ -10,6 +10,7 @@
     vllm-eplb     vLLM EPLB load records (JSON lines, eplb_load_stats)        moeplace.traces.vllm
     vllm-routed   vLLM routed-expert arrays, one .npz member per request      moeplace.traces.vllm
     megatron      Megatron routing trace (manifest.json + tensors/*.pt)       moeplace.traces.megatron
+    megatron-router  Megatron-LM router_trace_rank{N}.jsonl (dir or file)     moeplace.traces.megatron_router
     csv           count matrices as CSV                                       moeplace.traces.csvcounts
 
 `build_stats` reads several files (each its own token namespace) and adds their statistics up.
@@ -88,8 +89,16 @@ def detect_format(p: Path) -> str:
             return "trtllm"
         if trace_dirs(p):
             return "megatron"
+        from moeplace.traces.megatron_router import trace_files
+
+        if trace_files(p):
+            return "megatron-router"
+        if any(p.glob("expert_distribution_recorder_*.pt")):
+            return "sglang"
         raise InputError("a directory, but neither TensorRT-LLM expert statistics (meta_info.json, "
-                         ".safetensors) nor a Megatron routing trace (manifest.json)", source=str(p))
+                         ".safetensors), a Megatron routing trace (manifest.json), Megatron-LM router traces "
+                         "(router_trace_rank{N}.jsonl) nor SGLang dumps (expert_distribution_recorder_*.pt)",
+                         source=str(p))
     if not p.is_file():
         raise InputError("file not found", source=str(p))
     if p.name == "manifest.json" and (p.parent / "tensors").is_dir():
@@ -98,9 +107,7 @@ def detect_format(p: Path) -> str:
         return "trtllm"
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        from moeplace.traces.vllm import is_eplb
-
-        return "vllm-eplb" if is_eplb(p) else "jsonl"
+        return _json_lines_format(p)
     if suffix == ".npy":
         return "topk"
     if suffix == ".pt":
@@ -129,11 +136,19 @@ def detect_format(p: Path) -> str:
     with open(p, "rb") as fh:
         head = fh.read(1)
     if head == b"{":
-        from moeplace.traces.vllm import is_eplb
-
-        return "vllm-eplb" if is_eplb(p) else "jsonl"
+        return _json_lines_format(p)
     raise InputError(f"unknown trace format {suffix or '(no suffix)'!r} (known: .jsonl, .npy, .npz, .pt, "
                      f".safetensors, .csv, or a TensorRT-LLM statistics directory)", source=str(p))
+
+
+def _json_lines_format(p: Path) -> str:
+    """Per-token JSON lines, vLLM EPLB records or Megatron-LM router traces, by the first line's keys."""
+    from moeplace.traces.megatron_router import is_router_trace
+    from moeplace.traces.vllm import is_eplb
+
+    if is_eplb(p):
+        return "vllm-eplb"
+    return "megatron-router" if is_router_trace(p) else "jsonl"
 
 
 def read_stats(path: str | Path, options: ReadOptions = ReadOptions(), fmt: str | None = None) -> RoutingStats:
@@ -268,6 +283,13 @@ def _megatron(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
     return read_megatron(p, keep_paths=o.keep_paths, salt=salt, provenance=prov)
 
 
+def _megatron_router(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
+    from moeplace.traces.megatron_router import read_router_trace
+
+    return read_router_trace(p, num_experts=o.num_experts, layer_numbers=o.layer_numbers, keep_paths=o.keep_paths,
+                             salt=salt, provenance=prov)
+
+
 def _csv(p: Path, o: ReadOptions, salt: int, prov: dict) -> RoutingStats:
     from moeplace.traces.csvcounts import read_csv
 
@@ -284,3 +306,5 @@ register_reader(Reader("csv", "count matrices as CSV", _csv))
 register_reader(Reader("vllm-eplb", "vLLM EPLB load records (JSON lines)", _vllm_eplb))
 register_reader(Reader("vllm-routed", "vLLM routed-expert arrays (.npz, one member per request)", _vllm_routed))
 register_reader(Reader("megatron", "Megatron routing trace (manifest.json + tensors/*.pt)", _megatron))
+register_reader(Reader("megatron-router", "Megatron-LM router traces (router_trace_rank{N}.jsonl, dir or file)",
+                       _megatron_router))

@@ -1,4 +1,4 @@
-"""Regenerate the vLLM, TensorRT-LLM (`_raw`), Megatron and more SGLang samples from the committed samples.
+"""Regenerate the vLLM, TensorRT-LLM (`_raw`), Megatron (both traces) and more SGLang samples from the committed samples.
 
     python tests/data/routing/make_engine_samples.py
 
@@ -111,6 +111,36 @@ def megatron_samples(topk: np.ndarray, seq: np.ndarray, layers: np.ndarray) -> N
             (d / "manifest.json").write_text(json.dumps(man, indent=2))
 
 
+def megatron_router_samples(topk: np.ndarray, seq: np.ndarray, layers: np.ndarray) -> None:
+    """Megatron-LM `router_trace_rank{N}.jsonl` (RouterTracer, `--moe-routing-trace-path`), 2 ranks x 2 steps:
+    rank 0 step s routes sequence 2s in one pass (inference: one record per layer and step); rank 1 step 0
+    routes sequence 1 as two microbatches of 32 tokens (training: each layer twice in the step), step 1
+    sequence 3. Rank 0's records carry hidden-state sidecar fields; rank 1 ends with an MTP head record."""
+    out = HERE / "megatron-router"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    for rank in (0, 1):
+        lines, hs = [], 0
+        for step in (0, 1):
+            rows = np.flatnonzero(seq == 2 * step + rank)
+            passes = np.array_split(rows, 2) if (rank, step) == (1, 0) else [rows]
+            for part in passes:
+                for i, layer in enumerate(layers):
+                    ids = topk[part, i].astype(int)
+                    rec = {"step": step, "stage": "pre_dispatch", "block": "decoder", "layer": int(layer),
+                           "rank": rank, "num_tokens": int(part.size), "topk": K}
+                    if rank == 0:
+                        rec.update(hs_offset=hs, hs_bytes=part.size * 2048, hs_shape=[int(part.size), 1024])
+                        hs += part.size * 2048
+                    rec["top_indices"] = ids.tolist()
+                    lines.append(json.dumps(rec))
+        if rank == 1:
+            lines.append(json.dumps({"step": 1, "stage": "pre_dispatch", "block": "mtp", "layer": 0, "rank": 1,
+                                     "num_tokens": 2, "topk": K, "mtp_idx": 0,
+                                     "top_indices": topk[:2, 0].astype(int).tolist()}))
+        (out / f"router_trace_rank{rank}.jsonl").write_text("\n".join(lines) + "\n")
+
+
 def sglang_samples() -> None:
     """SGLang `per_pass` mode (the per_token sample's records with `global_physical_count` and no ids) and a
     `stat` dump of a running-sum recorder (`logical_count` [layers, experts])."""
@@ -132,6 +162,7 @@ def main() -> None:
     vllm_samples(topk, seq)
     trtllm_raw_samples(topk, seq, layers)
     megatron_samples(topk, seq, layers)
+    megatron_router_samples(topk, seq, layers)
 
 
 if __name__ == "__main__":
