@@ -57,6 +57,30 @@ def _np(x: object, src: str, name: str) -> np.ndarray:
 
 def read_sglang(p: Path, *, num_experts: int | None, top_k: int | None, keep_paths: int | None, salt: int,
                 provenance: dict) -> RoutingStats:
+    """One dump, or a directory of them (`expert_distribution_recorder_*.pt`, one per rank): their sum."""
+    if not p.is_dir():
+        return _read_one(p, num_experts, top_k, keep_paths, salt, provenance)
+    files = sorted(p.glob("expert_distribution_recorder_*.pt"))
+    if not files:
+        raise InputError("no expert_distribution_recorder_*.pt files here (SGLang dumps)", source=str(p))
+    total, modes = None, {}
+    for i, f in enumerate(files):
+        s = _read_one(f, num_experts, top_k, keep_paths, (salt + 0x9E3779B97F4A7C15 * (i + 1)) % (1 << 64),
+                      dict(provenance, file=f.name))
+        modes.setdefault(s.provenance["mode"] == "stat", f)
+        if len(modes) > 1:
+            raise InputError(f"a stat-mode dump (already summed over ranks) beside per-rank dumps "
+                             f"({modes[True].name}, {modes[False].name}): they would count the same tokens twice; "
+                             f"give one of them", source=str(p))
+        total = s if total is None else total + s
+    parts = total.provenance.get("parts", [total.provenance])
+    mode = {q.get("mode") for q in parts}
+    return total.with_provenance(dict(provenance, mode=mode.pop() if len(mode) == 1 else "mixed", files=len(files),
+                                      parts=parts))
+
+
+def _read_one(p: Path, num_experts: int | None, top_k: int | None, keep_paths: int | None, salt: int,
+              provenance: dict) -> RoutingStats:
     obj = load_pt(p)
     src = str(p)
     if not isinstance(obj, dict):

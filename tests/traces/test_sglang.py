@@ -108,3 +108,35 @@ def test_per_pass_count_of_the_wrong_shape_names_the_record(tmp_path, capsys):
                        capsys)
     assert_error(code, err, f"{tmp_path / 'pp.pt'}: records[1].global_physical_count: shape (3, 5) does not match "
                  "last_physical_to_logical_map (3, 4)")
+
+
+def _split_ranks(d, dump, records):
+    """One dump per rank: record r of the sample goes to rank r (data-parallel ranks route their own tokens)."""
+    d.mkdir()
+    for r, rec in enumerate(records):
+        torch.save({"records": [rec], "last_physical_to_logical_map": dump["last_physical_to_logical_map"]},
+                   d / f"expert_distribution_recorder_1700000000.0_{r}.pt")
+
+
+def test_directory_of_per_rank_dumps_is_their_sum(tmp_path):
+    dump = torch.load(PER_TOKEN, weights_only=True)
+    _split_ranks(tmp_path / "ranks", dump, dump["records"])
+    s = read_stats(tmp_path / "ranks")
+    assert s.num_tokens == 256 and s.dropped_records == {}
+    assert_same_counts(s, reference())
+    assert s.provenance["format"] == "sglang" and s.provenance["mode"] == "per_token" and s.provenance["files"] == 2
+    passes = [{k: v for k, v in r.items() if k != "topk_ids_of_layer"} for r in
+              torch.load(DATA / "sglang" / "expert_distribution_recorder_1700000002.0_0.pt", weights_only=True)["records"]]
+    _split_ranks(tmp_path / "passes", dump, passes)
+    loads = read_stats(tmp_path / "passes", ReadOptions(top_k=6))
+    assert loads.measured == ("load",) and np.array_equal(loads.load_LE, reference().load_LE)
+
+
+def test_directory_with_a_stat_dump_beside_rank_dumps_is_refused(tmp_path, capsys):
+    d = tmp_path / "dumps"
+    d.mkdir()
+    for f in (PER_TOKEN, STAT):
+        (d / f.name).write_bytes(f.read_bytes())
+    code, _, err = run(["stats", "build", str(d), "--top-k", "6", "-o", str(tmp_path / "s.npz")], capsys)
+    assert_error(code, err, f"{d}: a stat-mode dump (already summed over ranks) beside per-rank dumps "
+                 f"({STAT.name}, {PER_TOKEN.name}): they would count the same tokens twice; give one of them")
