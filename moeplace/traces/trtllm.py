@@ -112,6 +112,14 @@ def _files(p: Path) -> tuple[dict, dict[str, list[Path]]]:
         kinds[kind].append(f)
     if not files:
         raise InputError("no .safetensors files (TensorRT-LLM expert statistics)", source=str(p))
+    by_rank: dict[str, list[Path]] = defaultdict(list)
+    for f in kinds.get("tokens", []):
+        m = re.fullmatch(r"(?:token_selected_experts_)?rank(\d+)(?:_raw)?", f.stem)
+        by_rank[m.group(1) if m else f.stem].append(f)
+    for rank, both in sorted(by_rank.items()):
+        if len(both) > 1:
+            raise InputError(f"rank {rank} has per-token files under both names ({', '.join(x.name for x in both)}): "
+                             f"they would count its tokens twice; keep one", source=str(p))
     return meta, kinds
 
 

@@ -68,3 +68,14 @@ def test_truncated_safetensors_and_bad_shapes(tmp_path, capsys):
     write_safetensors(f, {"layer2": np.zeros((64, 64), np.int32)})
     code, _, err = run(["stats", "build", str(f), "-o", str(tmp_path / "s.npz")], capsys)
     assert_error(code, err, f"{f}: layer2: tensor name 'layer2' is not '<iteration>_<layer>'")
+
+
+def test_both_per_token_names_for_one_rank_are_refused(tmp_path, capsys):
+    d = tmp_path / "trt"
+    shutil.copytree(TRT, d)
+    shutil.copy(DATA / "trtllm-raw" / "rank1_raw.safetensors", d / "rank1_raw.safetensors")
+    code, _, err = run(["stats", "build", str(d), "-o", str(tmp_path / "s.npz")], capsys)
+    assert_error(code, err, f"{d}: rank 1 has per-token files under both names (rank1_raw.safetensors, "
+                 "token_selected_experts_rank1.safetensors): they would count its tokens twice; keep one")
+    (d / "token_selected_experts_rank1.safetensors").unlink()  # rank 0 old name, rank 1 new name: fine
+    assert read_stats(d).num_tokens == 256
