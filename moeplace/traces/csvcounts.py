@@ -140,7 +140,7 @@ def _long(src: str, meta: dict, rows: list, header: list[str], num_experts: int 
     if pairing not in ("all", "rank"):
         raise InputError(f"trans_pairing {pairing!r} is not 'all' or 'rank'", source=src)
     return stats_from_counts(arrays["load"], top_k=k, layer_numbers=layers, src=src, trans_pairing=pairing,
-                             provenance=dict(provenance, layout="long"),
+                             provenance=dict(provenance, layout="long", load_records=len(rows) - 1),
                              **{f"{kind}_LEE": arrays[kind] for kind in ("coact", "trans", "trans_primary")
                                 if kind in seen})
 
@@ -166,7 +166,7 @@ def _wide(src: str, rows: list, num_experts: int | None, k: int, provenance: dic
         raise InputError(f"{load.shape[1]} expert columns, expected {num_experts}", source=src,
                          field=f"line {body[0][0]}")
     return stats_from_counts(load, top_k=k, layer_numbers=tuple(layers) if layer_col else tuple(range(len(values))),
-                             src=src, provenance=dict(provenance, layout="wide"))
+                             src=src, provenance=dict(provenance, layout="wide", load_records=len(body)))
 
 
 def _numeric(cell: str) -> bool:

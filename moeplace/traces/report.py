@@ -38,21 +38,34 @@ def not_measured_line(s: RoutingStats) -> str | None:
             f"({', '.join(s.measured)} only); planning assumes experts are chosen independently")
 
 
+def load_records(prov: dict) -> int | None:
+    """The per-layer count records a count-only reader read (summed over merged parts), or None."""
+    ns = [q.get("load_records") for q in prov.get("parts", [prov])]
+    return sum(ns) if ns and all(isinstance(n, int) and not isinstance(n, bool) for n in ns) else None
+
+
 def build_summary(s: RoutingStats, out: str, wall_s: float) -> dict:
-    records = int(s.tokens_L.sum()) if s.has("paths") or s.provenance.get("source") == "trace" else None
+    loads = None if s.has("paths") else load_records(s.provenance)
+    records = (int(s.tokens_L.sum()) if loads is None and (s.has("paths") or s.provenance.get("source") == "trace")
+               else None)
     rate = records / wall_s if records and wall_s > 0 else None
+    if loads is not None:
+        read = (f"; {loads:,} load records (one layer's expert counts each) in {wall_s:.2f} s"
+                + (f" ({loads / wall_s:,.0f} load records/s)" if wall_s > 0 else ""))
+    else:
+        read = (f"; {records:,} (token, layer) records in {wall_s:.2f} s ({rate:,.0f} records/s)" if rate else
+                f"; {wall_s:.2f} s")
     lines = [f"{s.num_tokens:,} tokens, {s.num_moe_layers} layers ({_layers(s)}), {s.num_experts} experts, "
              f"top-{s.top_k}; measured: {', '.join(s.measured)}",
              dropped_line(s),
-             f"path sample: {0 if s.paths_TLK is None else s.paths_TLK.shape[0]:,} tokens"
-             + (f"; {records:,} (token, layer) records in {wall_s:.2f} s ({rate:,.0f} records/s)" if rate else
-                f"; {wall_s:.2f} s"),
+             f"path sample: {0 if s.paths_TLK is None else s.paths_TLK.shape[0]:,} tokens" + read,
              f"wrote {out}"]
     if not_measured_line(s):
         lines.insert(1, not_measured_line(s))
     return {"out": out, "num_tokens": s.num_tokens, "layers": list(s.layer_numbers), "num_experts": s.num_experts,
             "top_k": s.top_k, "measured": list(s.measured), "dropped_records": s.dropped_records,
-            "trans_dropped": s.trans_dropped_L1.tolist(), "records": records, "wall_time_s": round(wall_s, 3),
+            "trans_dropped": s.trans_dropped_L1.tolist(), "records": records, "load_records": loads,
+            "wall_time_s": round(wall_s, 3),
             "records_per_s": rate, "lines": lines}
 
 

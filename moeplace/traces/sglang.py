@@ -96,7 +96,8 @@ def _read_one(p: Path, num_experts: int | None, top_k: int | None, keep_paths: i
             raise InputError(f"must be [steps, layers, experts] or [layers, experts], got shape {count.shape}",
                              source=src, field="logical_count")
         return _loads(count.sum(axis=0), src, "logical_count", top_k,
-                      dict(provenance, mode="stat", steps=int(count.shape[0])))
+                      dict(provenance, mode="stat", steps=int(count.shape[0]),
+                           load_records=int(count.shape[0] * count.shape[1])))
     raise InputError(f"neither 'records' (per_token mode) nor 'logical_count' (stat mode) in the dump "
                      f"(keys: {', '.join(map(str, obj))})", source=src)
 
@@ -136,7 +137,8 @@ def _per_pass(obj: dict, src: str, num_experts: int | None, top_k: int | None, p
                              field=name)
         np.add.at(load, (rows, p2l.reshape(-1)), c.reshape(-1))
     return _loads(load, src, "global_physical_count", top_k,
-                  dict(provenance, mode="per_pass", records=len(obj["records"])))
+                  dict(provenance, mode="per_pass", records=len(obj["records"]),
+                       load_records=len(obj["records"]) * int(p2l.shape[0])))
 
 
 def _per_token(obj: dict, src: str, num_experts: int | None, top_k: int | None, keep_paths: int | None,

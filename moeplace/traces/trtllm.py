@@ -138,6 +138,7 @@ def read_trtllm(p: Path, *, num_experts: int | None, top_k: int | None, keep_pat
         return _tokens(kinds["tokens"], E, k, keep_paths, salt, dict(provenance, mode="token_selected_experts"))
     kind = "cooccurrence" if "cooccurrence" in kinds else "bincount"
     sums: dict[int, np.ndarray] = {}
+    read = 0
     shape = (E, E) if kind == "cooccurrence" else (E,)
     for f in kinds[kind]:
         for (_, layer), arr in sorted(_keyed(read_safetensors(f), str(f)).items()):
@@ -146,9 +147,10 @@ def read_trtllm(p: Path, *, num_experts: int | None, top_k: int | None, keep_pat
                                  field=f"{_}_{layer}")
             a = check_counts(f"{_}_{layer}", arr, str(f))
             sums[layer] = sums.get(layer, 0) + a
+            read += 1
     layers = tuple(sorted(sums))
     stack = np.stack([sums[layer] for layer in layers])
-    prov = dict(provenance, mode=kind)
+    prov = dict(provenance, mode=kind, load_records=read)
     if kind == "bincount":
         return stats_from_counts(stack, top_k=k, layer_numbers=layers, src=str(p), provenance=prov)
     load = np.diagonal(stack, axis1=1, axis2=2).copy()

@@ -103,7 +103,7 @@ def read_eplb(p: Path, *, num_experts: int | None, top_k: int | None, provenance
     k = top_k or meta.get("top_k")
     if k is None:
         raise InputError("EPLB load records hold loads only, not top-k: give --top-k or --model", source=src)
-    prov = dict(provenance, mode="eplb_load_stats", steps=steps)
+    prov = dict(provenance, mode="eplb_load_stats", steps=steps, load_records=steps * int(load.shape[0]))
     return stats_from_counts(load, top_k=int(k), layer_numbers=tuple(range(load.shape[0])), src=src,
                              provenance=prov)
 

@@ -42,6 +42,12 @@ def test_vllm_eplb_stats_build_says_what_was_not_measured(tmp_path, capsys):
     code, out, err = run(["stats", "build", str(EPLB), "--top-k", "6", "-o", str(tmp_path / "s.npz")], capsys)
     assert code == 0, err
     assert "co-activation and layer-to-layer traffic were not measured" in out
+    # what was read: 4 eplb_load_stats records x 8 layers, not (token, layer) records
+    assert "32 load records (one layer's expert counts each)" in out and "(token, layer) records" not in out
+    code, out, err = run(["stats", "build", str(EPLB), "--top-k", "6", "--json", "--force", "-o",
+                          str(tmp_path / "s.npz")], capsys)
+    summary = json.loads(out)
+    assert summary["load_records"] == 32 and summary["records"] is None and summary["records_per_s"] is None
 
 
 @pytest.mark.parametrize("lines, where, message", [
