@@ -140,7 +140,7 @@ def _long(src: str, meta: dict, rows: list, header: list[str], num_experts: int 
     if pairing not in ("all", "rank"):
         raise InputError(f"trans_pairing {pairing!r} is not 'all' or 'rank'", source=src)
     return stats_from_counts(arrays["load"], top_k=k, layer_numbers=layers, src=src, trans_pairing=pairing,
-                             provenance=dict(provenance, layout="long", load_records=len(rows) - 1),
+                             provenance=dict(provenance, layout="long"),
                              **{f"{kind}_LEE": arrays[kind] for kind in ("coact", "trans", "trans_primary")
                                 if kind in seen})
 
