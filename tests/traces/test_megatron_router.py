@@ -96,3 +96,11 @@ def test_a_layer_with_other_rows_is_misaligned(tmp_path):
     assert s.num_tokens == 128 and s.dropped_records == {"misaligned_rows": 60}
     assert s.trans_tokens_L1.tolist() == [128, 128, 64, 64, 128, 128, 128]
     assert np.asarray(s.tokens_L).tolist()[3] == 124
+
+
+def test_solve_plans_from_a_router_trace_directory(tmp_path, capsys):
+    code, out, err = run(["solve", "--model", "examples/flame-moe-290m.toml", "--nodes", "64", "--stats", str(TRACE),
+                          "--out", str(tmp_path / "p")], capsys)
+    assert code == 0, err
+    plan = json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert plan["stats"]["num_tokens"] == 256 and "assumed_independent" not in plan["stats"]["provenance"]
