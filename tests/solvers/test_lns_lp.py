@@ -34,3 +34,11 @@ def test_disagreement_counts_only_split_pairs_and_windows_are_stable():
     assert D[0, 1] == pytest.approx(0.5) and D[1, 2] == pytest.approx(0.25) and D[0, 2] == 0.0
     assert lp_windows(D, 5) == [(0, 1), (1, 2)]   # zero scores are no window
     assert lp_windows(D, 1) == [(0, 1)]
+
+
+def test_the_lp_windows_improve_a_short_lns_plan():
+    p = small_problem(affinity=0.6, seed=4)
+    cfg = SolveConfig(time_limit_s=HANG_GUARD_S, seed=4, workers=1, work_limit=100)
+    guided = solve(p, cfg, solver="lns-lp")
+    assert guided.details["lp_gain"] > 0
+    assert guided.objective < solve(p, cfg, solver="lns").objective
