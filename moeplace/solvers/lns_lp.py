@@ -24,7 +24,7 @@ from moeplace.placement.cost import objective
 from moeplace.placement.problem import Problem
 from moeplace.solvers.affinity import build_affinity
 from moeplace.solvers.base import SolveConfig, SolveResult
-from moeplace.solvers.budget import Budget
+from moeplace.solvers.budget import STOP_TIME, Budget
 from moeplace.solvers.lns import WINDOW_WORK, solve_lns
 from moeplace.solvers.node_lp import DEFAULT_BUDGET, node_lp_bound
 from moeplace.solvers.registry import register_solver
@@ -93,6 +93,9 @@ def solve_lns_lp(problem: Problem, config: SolveConfig, hint: np.ndarray | None 
         best, final = base.item_gpu_I, base.objective
     return dataclasses.replace(base, solver="lns-lp", item_gpu_I=best, objective=final,
                                wall_time_s=time.monotonic() - start,
+                               stop_reason=STOP_TIME if budget.fired == STOP_TIME else base.stop_reason,
                                work=base.work + float(search.evals + WINDOW_WORK * windows),
+                               work_limit=base.work_limit + budget.work_limit
+                               + float(WINDOW_WORK * LP_ROUNDS * LP_WINDOWS_PER_NODE * N),
                                details={**base.details, "lp_rounds": rounds, "lp_windows": windows,
                                         "lp_gain": round(base.objective - final, 3)})
