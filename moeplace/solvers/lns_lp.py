@@ -6,11 +6,12 @@ fractional co-location y[a, b] for every pair with traffic: how much the relaxat
 Where the plan splits a pair the LP wants together, the two nodes holding it are a neighbourhood the LP
 disagrees with: nodes (n, m) are scored by the sum of y over the pairs split between them, and the
 `LP_WINDOWS_PER_NODE x nodes` best-scored node pairs are re-split exactly (`window.repartition_pair`), then
-local search descends (the windows' work, `WINDOW_WORK` each, is counted apart). Rounds repeat (the disagreement is recomputed on the new plan) until one gains
-nothing or `LP_ROUNDS` ran. Every step only accepts improvements, so the plan is never worse than its `lns`
-start. Deterministic: the windows' order is a stable sort of the scores, the descent's generator is seeded
-from the config, and the extra work is a fixed count (`LP_WORK_PER_ITEM` evaluations per item); the clock is
-only the safety net.
+local search descends (the windows' work, `WINDOW_WORK` each, is counted apart). Rounds repeat (the
+disagreement is recomputed on the new plan) until one gains nothing or `LP_ROUNDS` ran. Every step only
+accepts improvements, so the plan is never worse than its `lns` start (and is that start past
+`node_lp.LARGE_ITEMS` items, where the default skips the LP). Deterministic: the windows' order is a stable
+sort of the scores, the descent's generator is seeded from the config, and the extra work is a fixed count
+(`LP_WORK_PER_ITEM` evaluations per item); the clock is only the safety net.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from moeplace.solvers.affinity import build_affinity
 from moeplace.solvers.base import SolveConfig, SolveResult
 from moeplace.solvers.budget import STOP_TIME, Budget
 from moeplace.solvers.lns import WINDOW_WORK, solve_lns
-from moeplace.solvers.node_lp import DEFAULT_BUDGET, node_lp_bound
+from moeplace.solvers.node_lp import default_budget, node_lp_bound
 from moeplace.solvers.registry import register_solver
 from moeplace.solvers.search import LocalSearch, descend
 from moeplace.solvers.window import repartition_pair
@@ -59,10 +60,10 @@ def solve_lns_lp(problem: Problem, config: SolveConfig, hint: np.ndarray | None 
     start = time.monotonic()
     base = solve_lns(problem, config, hint)
     same = dataclasses.replace(base, solver="lns-lp")
-    if problem.experts_per_gpu != 1 or config.origin_gpu_I is not None or problem.node_capacity <= 1:
+    b = default_budget(problem)  # none past node_lp.LARGE_ITEMS: the LP would take minutes and gigabytes
+    if b is None or problem.experts_per_gpu != 1 or config.origin_gpu_I is not None or problem.node_capacity <= 1:
         return same
     solution: dict = {}
-    b = DEFAULT_BUDGET
     node_lp_bound(problem, b.rounds, b.iteration_limit, max(1.0, config.time_limit_s - (time.monotonic() - start)),
                   b.per_round, b.barrier, b.ipm_tolerances, solution=solution)
     if not solution:
