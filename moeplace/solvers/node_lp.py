@@ -170,8 +170,10 @@ def _pair_ids(pairs: np.ndarray, ab: np.ndarray, I: int) -> np.ndarray:
 
 def node_lp_bound(problem: Problem, rounds: int = 1, iteration_limit: int | None = None,
                   time_limit_s: float = 600.0, per_round: int = MAX_NEW_TRIANGLES,
-                  barrier: bool = False, ipm_tolerances: tuple[float, ...] = ()) -> tuple[float, int, bool]:
-    """(proven lower bound on the item-sourced node-tier count sum_h w_h G_node(h), rounds run, converged)."""
+                  barrier: bool = False, ipm_tolerances: tuple[float, ...] = (),
+                  solution: dict | None = None) -> tuple[float, int, bool]:
+    """(proven lower bound on the item-sourced node-tier count sum_h w_h G_node(h), rounds run, converged);
+    `solution`, when given, receives the last round's fractional co-location: "pairs" [P, 2], "y" [P]."""
     m = build_node_lp(problem)
     I = m.num_items
     if m.total_W <= 0:
@@ -204,6 +206,8 @@ def node_lp_bound(problem: Problem, rounds: int = 1, iteration_limit: int | None
         if res.duals is None:
             break
         best = max(best, linprog.safe_dual_bound(cost, m.total_W, ub, rows, res.duals))
+        if solution is not None and res.values is not None:
+            solution.update(pairs=pairs, y=np.clip(res.values[:P], 0.0, 1.0))
         if res.values is None or rnd + 1 >= rounds or time.monotonic() >= deadline:
             break
         new_pairs, new_tri = _violated(pairs, res.values[:P], I, per_round)

@@ -44,7 +44,7 @@ _NEEDS_ORTOOLS = ("cpsat", "ilp", "ilp-highs")
 def _load_backends() -> None:
     """Register the backends; the exact ones need OR-Tools, which a runtime-only host (a GPU image with
     torch but no solver stack) may lack: the others still load there."""
-    from moeplace.solvers import greedy, lns  # noqa: F401  (register themselves)
+    from moeplace.solvers import greedy, lns, lns_lp  # noqa: F401  (register themselves)
 
     try:
         from moeplace.solvers import cpsat, ilp  # noqa: F401
