@@ -50,10 +50,15 @@ class RoutingSource(_Frozen):
     @field_validator("trace_file")
     @classmethod
     def _inside(cls, v: str | None) -> str | None:
-        problem = None if v is None else trace_file_problem(v)
-        if problem:
-            raise ValueError(problem)
-        return v
+        return checked_trace_file(v)
+
+
+def checked_trace_file(v: str | None) -> str | None:
+    """`v` unchanged if it may be a trace_file (None included); ValueError naming why not (pydantic's validators)."""
+    problem = None if v is None else trace_file_problem(v)
+    if problem:
+        raise ValueError(problem)
+    return v
 
 
 def trace_file_problem(name: str) -> str | None:

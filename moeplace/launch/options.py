@@ -9,6 +9,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from moeplace.launch.manifest import checked_trace_file
+
 _SLURM_WORD = re.compile(r"[A-Za-z0-9_.:,@+-]{1,200}")
 
 
@@ -32,12 +34,7 @@ class EmitOptions(BaseModel):
     @field_validator("trace_file")
     @classmethod
     def _trace_inside(cls, v: str | None) -> str | None:
-        from moeplace.launch.manifest import trace_file_problem
-
-        problem = None if v is None else trace_file_problem(v)
-        if problem:
-            raise ValueError(problem)
-        return v
+        return checked_trace_file(v)
 
     @field_validator("job_name", "partition", "account", "time")
     @classmethod

@@ -23,7 +23,7 @@ def _schedules(m, paths, gates, token_ids, dedup=False):
 
 def _simulate(m, scheds, x0, weights, first_id=0):
     """Run the schedules rank by rank in numpy: transfers become array copies between ranks' tables."""
-    tables = [x0.copy() if s.flow == "chain" else x0[s.home_rows].copy() for s in scheds]
+    tables = [x0[s.home_rows].copy() if s.at_home else x0.copy() for s in scheds]
     for li in range(m.model.num_moe_layers):
         xs = []
         for r, s in enumerate(scheds):
@@ -61,7 +61,7 @@ def _simulate(m, scheds, x0, weights, first_id=0):
         outs = []
         for r, s in enumerate(scheds):
             lay = s.layers[li]
-            out = xs[r][lay.keep_src].copy() if s.flow == "chain" else tables[r].copy()
+            out = tables[r].copy() if s.at_home else xs[r][lay.keep_src].copy()
             np.add.at(out, lay.combine.local_dst, accs[r][lay.combine.local_src])
             outs.append(out)
         for r, s in enumerate(scheds):
