@@ -83,16 +83,21 @@ def make_problem(req: PlanRequest) -> tuple[Problem, RoutingStats]:
     return problem, stats
 
 
-def baseline_records(problem: Problem, seed: int = 0) -> dict[str, BaselineRecord]:
+def scored_baselines(problem: Problem, seed: int = 0) -> dict:
+    """name -> (assignment int [items], its CostBreakdown) for every feasible baseline, computed once per plan."""
     out = {}
     for name, fn in BASELINES.items():
         a = fn(problem, seed) if name == "random" else fn(problem)
-        if not is_feasible(problem, a):
-            continue
-        c = evaluate(problem, a)
-        out[name] = BaselineRecord(objective=round(c.objective, 6),
-                                   cross_node_bytes_per_token=round(c.cross_node_bytes, 6))
+        if is_feasible(problem, a):
+            out[name] = (a, evaluate(problem, a))
     return out
+
+
+def baseline_records(problem: Problem, seed: int = 0, scored: dict | None = None) -> dict[str, BaselineRecord]:
+    scored = scored_baselines(problem, seed) if scored is None else scored
+    return {name: BaselineRecord(objective=round(c.objective, 6),
+                                 cross_node_bytes_per_token=round(c.cross_node_bytes, 6))
+            for name, (_, c) in scored.items()}
 
 
 def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None = None) -> PlanOutcome:
@@ -103,6 +108,7 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
 
         raise InputError("the phase's time model is for EP layouts: add --flow ep --redundant-experts R|auto",
                          field="--phase")
+    scored = None
     if req.redundant_experts is not None:
         from moeplace.ep.planning import plan_ep
 
@@ -115,7 +121,8 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
         result = solve_placement(problem, solver=req.solver, seed=req.seed, work_limit=req.work_limit,
                                  time_limit_s=req.time_limit_s, progress=progress, hint=hint, origin=origin,
                                  max_moves=req.max_moves, move_cost=req.move_cost, strong_bound_s=req.strong_bound_s)
-        result = best_of_search_and_baselines(problem, result, req, origin)
+        scored = scored_baselines(problem, req.seed)
+        result = best_of_search_and_baselines(problem, result, req, origin, scored)
     interrupts.search_done()  # a signal from here on waits for the plan to be written
     if interrupts.stop_reason() is not None:  # a signal stopped the search, whatever stop the solver saw last
         result = dataclasses.replace(result, stop_reason=interrupts.stop_reason())
@@ -127,7 +134,7 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
                           stop_reason=result.stop_reason, reproducible=is_reproducible(result.stop_reason),
                           stop_note=stop_message(result.stop_reason, req.time_limit_s), moeplace_version=__version__)
     plan = build_plan(problem, result.item_gpu_I, solver=record, cost=cost,
-                      baselines=baseline_records(problem, req.seed),
+                      baselines=baseline_records(problem, req.seed, scored),
                       stats=StatsRecord(num_tokens=stats.num_tokens, provenance=stats.provenance),
                       load_imbalance=load_imbalance(problem, result.item_gpu_I, stats.load_LE))
     run = {
@@ -157,7 +164,7 @@ def keep_plan_hosts(req: PlanRequest) -> PlanRequest:
 
 
 def best_of_search_and_baselines(problem: Problem, result: SolveResult, req: PlanRequest,
-                                 origin: np.ndarray | None) -> SolveResult:
+                                 origin: np.ndarray | None, scored: dict | None = None) -> SolveResult:
     """The search's plan, or a baseline the tool computes (layer-major, ...) when that one is better within the
     move limit (re-planning: moved experts <= --max-moves, each costing --move-cost); `details["chosen"]` says
     which won, and `details["replan"]` what moved."""
@@ -169,11 +176,8 @@ def best_of_search_and_baselines(problem: Problem, result: SolveResult, req: Pla
 
     best_name, best_a, best_obj = "search", result.item_gpu_I, result.objective
     beyond = []  # baselines better than the search but over the move limit
-    for name, fn in BASELINES.items():
-        a = fn(problem, req.seed) if name == "random" else fn(problem)
-        if not is_feasible(problem, a):
-            continue
-        obj = evaluate(problem, a).objective
+    for name, (a, cost) in (scored_baselines(problem, req.seed) if scored is None else scored).items():
+        obj = cost.objective
         if req.max_moves is not None and moves(a) > req.max_moves:
             if obj < result.objective * (1 - 1e-12) - 1e-9:
                 beyond.append({"name": name, "objective": round(obj, 6), "moved_experts": moves(a)})
