@@ -26,6 +26,8 @@ def fmt_bytes(x: float) -> str:
 
 def progress_text(info: dict) -> str:
     """The incumbent in a few words: objective, bound and gap when known, work done (exact move evaluations)."""
+    if "phase" in info:  # after the search: what runs now (the bound's LPs take seconds to minutes)
+        return f"objective {fmt_bytes(info['objective'])}  {info['phase']}"
     gap = f"  bound {fmt_bytes(info['bound'])}  gap {info['gap'] * 100:.1f}%" if "bound" in info else ""
     return f"objective {fmt_bytes(info['objective'])}{gap}  evaluations {info['evaluations']:,.0f}"
 

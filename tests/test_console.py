@@ -55,3 +55,14 @@ def test_quiet_and_heartbeat_thread_stop_cleanly(capsys):
     with Console().solve_progress(interval_s=1e9) as progress:   # thread started and joined, no line
         progress(INFO)
     assert capsys.readouterr().out == ""
+
+
+def test_after_the_search_the_line_says_the_bound_is_being_proved():
+    """The bound's LPs run after the search; the heartbeat must not repeat the search's stale bound."""
+    clock, lines = StepClock(), []
+    log = ProgressLog(lines.append, interval_s=5.0, clock=clock)
+    log.update(BOUNDED)
+    clock.now += 5
+    log.update({"objective": 2_182_702.1, "phase": "search done; proving the lower bound (node LP, domain profiles)"})
+    assert lines[-1] == "solving: 5 s  objective 2,182,702  search done; proving the lower bound (node LP, domain profiles)"
+    assert "gap" not in lines[-1]

@@ -117,11 +117,12 @@ def window_bound(problem: Problem, time_limit_s: float = 60.0, workers: int = 1)
 
 def strong_bound(problem: Problem, time_limit_s: float = 60.0, workers: int = 1) -> Bound:
     """The strongest bound this module proves within the time, never below the combinatorial bound."""
+    from moeplace.solvers.domain_bound import strong_domain_budget
     from moeplace.solvers.node_lp import NodeBudget, node_tier_bound
 
     start = time.monotonic()
-    budget = NodeBudget(rounds=2 + int(time_limit_s // 20), per_round=5_000, time_limit_s=time_limit_s)
-    node_value, node_method, node_details = node_tier_bound(problem, budget)
+    budget = NodeBudget(rounds=2 + int(time_limit_s // 20), per_round=5_000, time_limit_s=time_limit_s, secants=True)
+    node_value, node_method, node_details = node_tier_bound(problem, budget, strong_domain_budget(time_limit_s))
     remaining = max(0.0, time_limit_s - (time.monotonic() - start))
     best = _strong_lp(problem, remaining, workers)
     if node_value > best.value:

@@ -115,6 +115,8 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
     comb = combinatorial_bound(problem)
     bound = max(result.bound, comb)
     method = "combinatorial" if comb >= result.bound else f"{solver} (its own)"
+    if config.progress is not None and bound < obj:
+        config.progress({"objective": obj, "phase": "search done; proving the lower bound (node LP, domain profiles)"})
     default_value, default_method, _ = node_tier_bound(problem) if bound < obj else (bound, "", {})
     if default_value > bound:
         bound, method = default_value, default_method
@@ -122,6 +124,9 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
     if config.strong_bound_s > 0:
         from moeplace.solvers.lp_bound import strong_bound
 
+        if config.progress is not None:
+            config.progress({"objective": obj, "phase": f"bound {bound:,.0f}; proving a stronger one "
+                                                        f"(--strong-bound {config.strong_bound_s:g} s)"})
         found = strong_bound(problem, config.strong_bound_s, config.workers)
         if found.value > bound:
             bound, method = found.value, found.method

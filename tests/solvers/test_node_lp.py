@@ -176,3 +176,25 @@ def test_a_round_that_fails_at_the_loose_tolerance_is_solved_again_at_highs_defa
     monkeypatch.setattr(linprog, "solve", unknown_when_loose)
     got, rounds, _ = node_lp_bound(p, 2, per_round=500, barrier=True, ipm_tolerances=budget.ipm_tolerances)
     assert rounds >= 1 and got == want
+
+
+def test_secant_rows_hold_against_every_plan_and_tighten_wide_hyperedges():
+    """Hyperedges of 3+ targets: the secants of 1/k stay below the enumerated best node count, and add."""
+    from tests.solvers.exact_cases import _fill
+
+    p = instance(2, 4, 4, 2, top_k=3, seed=2)
+    best = np.inf
+    for bins in _fill(p.num_items, [p.gpus_per_node] * p.num_nodes, []):
+        node = np.asarray(bins)
+        best = min(best, _node_count(p, node * p.gpus_per_node + (np.arange(p.num_items) % 1)))
+    plain, _, _ = node_lp_bound(p, rounds=3, per_round=500)
+    sec, _, _ = node_lp_bound(p, rounds=3, per_round=500, secants=True)
+    assert plain <= sec + 1e-6 <= best + 1e-6, (plain, sec, best)
+    wide = instance(3, 8, 6, 4, top_k=4, seed=4)
+    a, _, _ = node_lp_bound(wide, rounds=1)
+    b, _, _ = node_lp_bound(wide, rounds=1, secants=True)
+    assert b > a * 1.001, (a, b)
+    rng = np.random.default_rng(0)
+    plans = [rng.permutation(wide.num_gpus) for _ in range(20)]
+    plans.append(solve(wide, SolveConfig(time_limit_s=HANG_GUARD_S, work_limit=2000), solver="lns").item_gpu_I)
+    assert b <= min(_node_count(wide, x) for x in plans) + 1e-9
