@@ -13,6 +13,7 @@ from moeplace.placement.problem import Problem
 from moeplace.placement.validate import violations
 from moeplace.solvers.base import EXACT_TIME_LIMIT_S, SAFETY_NET_S, STATUS_OPTIMAL, SolveConfig, SolveResult
 from moeplace.solvers.bounds import combinatorial_bound
+from moeplace.solvers.lp_bound import default_window_bound
 from moeplace.solvers.node_lp import node_tier_bound
 
 _SOLVERS: dict[str, tuple[Callable[..., SolveResult], str]] = {}
@@ -120,6 +121,9 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
     default_value, default_method, _ = node_tier_bound(problem) if bound < obj else (bound, "", {})
     if default_value > bound:
         bound, method = default_value, default_method
+    windowed = default_window_bound(problem) if bound < obj else None  # wide hyperedges (top-k >= 3) only
+    if windowed is not None and windowed.value > bound:
+        bound, method = windowed.value, windowed.method
     result = dataclasses.replace(result, details={**result.details, "bound_method": method})
     if config.strong_bound_s > 0:
         from moeplace.solvers.lp_bound import strong_bound

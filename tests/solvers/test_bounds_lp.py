@@ -60,3 +60,29 @@ def test_front_door_attaches_the_strong_bound_when_asked():
     assert r.bound >= combinatorial_bound(p) - 1e-9
     assert r.bound <= brute_force("chain") + 1e-9
     assert strong_bound(p, 10).value == pytest.approx(r.bound, rel=1e-9) or r.bound == r.objective
+
+
+def test_default_window_bound_runs_only_on_wide_hyperedges_and_is_a_deterministic_bound():
+    from moeplace.solvers.lp_bound import default_window_bound
+
+    assert default_window_bound(instance(3, 4, 3, 4)) is None  # top-2: the node LP is the default's bound
+    p = instance(3, 4, 3, 4, top_k=3, nodes_per_leaf=3)
+    exact = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S), solver="ilp")
+    assert exact.status == "optimal"
+    b = default_window_bound(p)
+    assert b is not None and 0 < b.value <= exact.objective + 1e-9
+    assert b.details["clock"] is False and "safety net" not in b.method
+    assert b.details["rounds"] <= 2 * b.details["windows"]
+    assert default_window_bound(p).value == b.value  # rounds, not the clock, decide it
+    r = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S, work_limit=200), solver="greedy")
+    assert r.bound >= b.value - 1e-9 or r.bound == r.objective
+
+
+def test_a_window_cut_short_by_the_clock_says_so(monkeypatch):
+    from moeplace.solvers import lp_bound
+
+    p = instance(3, 4, 3, 4, top_k=3, nodes_per_leaf=3)
+    assert window_bound(p, time_limit_s=0.0, max_rounds=2).details["clock"] is True
+    monkeypatch.setattr(lp_bound, "DEFAULT_WINDOW_LIMIT_S", 0.0)
+    cut = lp_bound.default_window_bound(p)
+    assert "cut short by its 0 s safety net" in cut.method and "machine's speed" in cut.method
