@@ -13,7 +13,7 @@ from moeplace.placement.problem import Problem
 from moeplace.placement.validate import violations
 from moeplace.solvers.base import EXACT_TIME_LIMIT_S, SAFETY_NET_S, STATUS_OPTIMAL, SolveConfig, SolveResult
 from moeplace.solvers.bounds import combinatorial_bound
-from moeplace.solvers.lp_bound import default_window_bound
+from moeplace.solvers.lp_bound import default_window_bound, strong_bound
 from moeplace.solvers.node_lp import node_tier_bound
 
 _SOLVERS: dict[str, tuple[Callable[..., SolveResult], str]] = {}
@@ -117,7 +117,8 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
     bound = max(result.bound, comb)
     method = "combinatorial" if comb >= result.bound else f"{solver} (its own)"
     if config.progress is not None and bound < obj:
-        config.progress({"objective": obj, "phase": "search done; proving the lower bound (node LP, domain profiles)"})
+        config.progress({"evaluations": result.work, "objective": obj, "bound": bound,
+                         "phase": "search done; proving the lower bound (node LP, domain profiles)"})
     default_value, default_method, _ = node_tier_bound(problem) if bound < obj else (bound, "", {})
     if default_value > bound:
         bound, method = default_value, default_method
@@ -126,11 +127,10 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
         bound, method = windowed.value, windowed.method
     result = dataclasses.replace(result, details={**result.details, "bound_method": method})
     if config.strong_bound_s > 0:
-        from moeplace.solvers.lp_bound import strong_bound
-
         if config.progress is not None:
-            config.progress({"objective": obj, "phase": f"bound {bound:,.0f}; proving a stronger one "
-                                                        f"(--strong-bound {config.strong_bound_s:g} s)"})
+            config.progress({"evaluations": result.work, "objective": obj, "bound": bound,
+                             "phase": f"bound {bound:,.0f}; proving a stronger one "
+                                      f"(--strong-bound {config.strong_bound_s:g} s)"})
         found = strong_bound(problem, config.strong_bound_s, config.workers)
         if found.value > bound:
             bound, method = found.value, found.method
