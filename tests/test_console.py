@@ -64,5 +64,6 @@ def test_after_the_search_the_line_says_the_bound_is_being_proved():
     log.update(BOUNDED)
     clock.now += 5
     log.update({"objective": 2_182_702.1, "phase": "search done; proving the lower bound (node LP, domain profiles)"})
-    assert lines[-1] == "solving: 5 s  objective 2,182,702  search done; proving the lower bound (node LP, domain profiles)"
+    assert lines[-1] == ("solving: 5 s  objective 2,182,702  "
+                         "search done; proving the lower bound (node LP, domain profiles)")
     assert "gap" not in lines[-1]

@@ -78,6 +78,17 @@ class Traffic:
         return np.cumsum(indptr), edges.astype(np.int64)
 
 
+def item_sourced_targets(tr: Traffic) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(src [H'], dst [H', K], bytes [H'], valid [H', K]) of the hyperedges an item sources (not HOME), with
+    `valid` marking each distinct target other than the source (a repeated target counts once)."""
+    item = tr.src_H != HOME
+    src, dst, w = tr.src_H[item], tr.dst_HK[item], tr.bytes_H[item]
+    valid = (dst != PAD) & (dst != src[:, None])
+    for j in range(1, dst.shape[1]):
+        valid[:, j] &= ~((dst[:, :j] == dst[:, j:j + 1]) & valid[:, :j]).any(axis=1)
+    return src, dst, w, valid
+
+
 def aggregate(src: np.ndarray, dst: np.ndarray, nbytes: np.ndarray, kind: np.ndarray, kinds: tuple[str, ...],
               num_items: int) -> Traffic:
     """Merge identical (src, sorted targets, kind) hyperedges, summing their bytes; the order is canonical."""

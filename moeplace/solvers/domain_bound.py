@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moeplace.placement.problem import Problem
-from moeplace.placement.traffic import HOME, PAD
+from moeplace.placement.traffic import item_sourced_targets
 from moeplace.topologies.base import TIER_CORE, TIER_LEAF, TIER_POD
 
 NEG = -1e30
@@ -106,7 +106,8 @@ def priced_tables(lay: Layered, prices: Prices) -> Tables:
     return Tables(U=U, C=C, price_sum=prices.total())
 
 
-def tables(lay: Layered, kappa: float = 0.0, kappa_cols: float | None = None, kappa_comb: float | None = None) -> Tables:
+def tables(lay: Layered, kappa: float = 0.0, kappa_cols: float | None = None,
+           kappa_comb: float | None = None) -> Tables:
     """The saving tables under `centred_prices`."""
     return priced_tables(lay, centred_prices(lay, kappa, kappa_cols, kappa_comb))
 
@@ -174,12 +175,7 @@ def layered(problem: Problem) -> Layered | None:
     local_I = np.zeros(problem.num_items, dtype=np.int64)
     order = np.lexsort((np.arange(problem.num_items), layer_I))
     local_I[order] = np.arange(problem.num_items) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    item = tr.src_H != HOME
-    src, dst, w = tr.src_H[item], tr.dst_HK[item], tr.bytes_H[item]
-    K = dst.shape[1]
-    valid = (dst != PAD) & (dst != src[:, None])
-    for j in range(1, K):
-        valid[:, j] &= ~((dst[:, :j] == dst[:, j:j + 1]) & valid[:, :j]).any(axis=1)
+    src, dst, w, valid = item_sourced_targets(tr)
     n_t = valid.sum(axis=1)
     ls = layer_I[src]
     ld = np.where(valid, layer_I[np.maximum(dst, 0)], -1)

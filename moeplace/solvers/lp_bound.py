@@ -16,10 +16,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np

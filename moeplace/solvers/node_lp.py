@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moeplace.placement.problem import Problem
-from moeplace.placement.traffic import HOME, PAD
+from moeplace.placement.traffic import item_sourced_targets
 from moeplace.solvers import linprog
 from moeplace.solvers.domain_bound import DomainBudget
 from moeplace.solvers.pairlp import Rows
@@ -69,13 +69,8 @@ class NodeLP:
 def build_node_lp(problem: Problem) -> NodeLP:
     tr = problem.traffic
     I = problem.num_items
-    item = tr.src_H != HOME
-    src, dst, w = tr.src_H[item], tr.dst_HK[item], tr.bytes_H[item]
+    src, dst, w, valid = item_sourced_targets(tr)  # distinct targets other than the source
     K = dst.shape[1]
-    # distinct targets other than the source (a repeated target is one target)
-    valid = (dst != PAD) & (dst != src[:, None])
-    for j in range(1, K):
-        valid[:, j] &= ~((dst[:, :j] == dst[:, j:j + 1]) & valid[:, :j]).any(axis=1)
     h, j = np.nonzero(valid)
     t = dst[h, j]
     W = np.bincount(t, weights=w[h], minlength=I)

@@ -7,8 +7,8 @@ from moeplace.solvers import SolveConfig, linprog, pairlp, solve
 from moeplace.solvers.bounds import combinatorial_bound
 from moeplace.solvers.lp_bound import pair_lp_bound, strong_bound, window_bound, windows
 from moeplace.solvers.pairmodel import build_pair_model
-from tests.solvers.exact_cases import CASES, brute_force, instance, problem
 from tests.guards import HANG_GUARD_S
+from tests.solvers.exact_cases import CASES, brute_force, instance, problem
 
 
 @pytest.mark.parametrize("name", list(CASES))

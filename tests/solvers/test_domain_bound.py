@@ -7,13 +7,20 @@ import pytest
 
 from moeplace.solvers import SolveConfig, solve
 from moeplace.solvers.bounds import combinatorial_terms
-from moeplace.solvers.domain_bound import (DomainBudget, Tables, best_profile, combine_bound, domain_terms, layered,
-                                           pair_bound, profile_value)
+from moeplace.solvers.domain_bound import (
+    DomainBudget,
+    Tables,
+    best_profile,
+    combine_bound,
+    domain_terms,
+    layered,
+    pair_bound,
+    profile_value,
+)
 from moeplace.solvers.node_lp import node_tier_bound
-from moeplace.topologies.base import Fabric, TIER_CORE, TIER_LEAF, TIER_POD, default_hosts
+from moeplace.topologies.base import TIER_CORE, TIER_LEAF, TIER_POD, Fabric, default_hosts
 from tests.guards import HANG_GUARD_S
-from tests.solvers.exact_cases import _fill, instance
-from tests.solvers.exact_cases import COSTS
+from tests.solvers.exact_cases import COSTS, _fill, instance
 
 DELTA = {"level3": COSTS.array[TIER_POD] - COSTS.array[TIER_LEAF],
          "level4": COSTS.array[TIER_CORE] - COSTS.array[TIER_POD]}
