@@ -24,7 +24,7 @@ from moeplace.placement.validate import is_feasible
 from moeplace.solvers import SolveConfig, SolveResult, solve
 from moeplace.solvers.registry import default_time_limit_s
 from moeplace.solvers.step import DEFAULT_SOLVER, is_reproducible, solve_placement  # noqa: F401
-from moeplace.solvers.budget import STOP_CONVERGED, STOP_WORK, stop_message  # noqa: F401
+from moeplace.solvers.budget import STOP_CONVERGED, STOP_WORK, bound_message, stop_message  # noqa: F401
 from moeplace.traces.stats import RoutingStats
 from moeplace.version import __version__
 
@@ -127,12 +127,15 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
     if interrupts.stop_reason() is not None:  # a signal stopped the search, whatever stop the solver saw last
         result = dataclasses.replace(result, stop_reason=interrupts.stop_reason())
     cost = evaluate(problem, result.item_gpu_I)
+    reproducible = is_reproducible(result.stop_reason) and not result.details.get("bound_clock")
+    note = stop_message(result.stop_reason, req.time_limit_s) or (
+        bound_message() if result.details.get("bound_clock") else None)
     record = SolverRecord(name=result.solver, status=result.status, objective=round(result.objective, 6),
                           bound=round(result.bound, 6), gap=round(result.gap, 6),
                           bound_method=result.details.get("bound_method"), seed=req.seed,
                           time_limit_s=req.time_limit_s, work=result.work, work_limit=result.work_limit,
-                          stop_reason=result.stop_reason, reproducible=is_reproducible(result.stop_reason),
-                          stop_note=stop_message(result.stop_reason, req.time_limit_s), moeplace_version=__version__)
+                          stop_reason=result.stop_reason, reproducible=reproducible,
+                          stop_note=note, moeplace_version=__version__)
     plan = build_plan(problem, result.item_gpu_I, solver=record, cost=cost,
                       baselines=baseline_records(problem, req.seed, scored),
                       stats=StatsRecord(num_tokens=stats.num_tokens, provenance=stats.provenance),
@@ -140,8 +143,8 @@ def plan_placement(req: PlanRequest, *, progress=None, hint: np.ndarray | None =
     run = {
         "wall_time_s": round(result.wall_time_s, 3),
         "stop_reason": result.stop_reason,
-        "deterministic": is_reproducible(result.stop_reason),
-        "stop_note": stop_message(result.stop_reason, req.time_limit_s),
+        "deterministic": reproducible,
+        "stop_note": note,
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -104,3 +104,16 @@ def test_a_better_baseline_over_the_move_limit_is_named(tmp_path, capsys):
     assert "layer-major" in names
     lm = next(b for b in r.details["better_beyond_move_limit"] if b["name"] == "layer-major")
     assert lm["moved_experts"] > 1 and lm["objective"] < r.objective
+
+
+def test_a_bound_cut_short_by_the_clock_makes_the_plan_say_it_is_not_reproducible():
+    import dataclasses
+
+    from moeplace.planner import plan_placement
+
+    req = plan_request(model="examples/tiny.toml", nodes=2, gpus_per_node=4, experts_per_gpu=4, work_limit=200)
+    plain = plan_placement(req).plan.solver
+    assert plain.reproducible and plain.stop_note is None
+    cut = plan_placement(dataclasses.replace(req, strong_bound_s=1e-3)).plan.solver
+    assert cut.stop_reason == plain.stop_reason  # the search is the same: only the bound's clock fired
+    assert cut.reproducible is False and "bound and gap depend on" in cut.stop_note

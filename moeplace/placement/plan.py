@@ -64,8 +64,10 @@ class SolverRecord(_Strict):
     stop_reason: str = Field(description="which stop fired: work_limit or converged (reproducible), "
                                          "time_limit or interrupted (the plan depends on the machine's speed)")
     reproducible: bool = Field(default=True, description="the same inputs and seed give this plan on any "
-                                                         "machine: the search stopped on work or convergence")
-    stop_note: str | None = Field(default=None, description="what a stop on the clock means, and how to avoid it")
+                                                         "machine: the search stopped on work or convergence and "
+                                                         "no stage of the bound hit its wall-clock safety net")
+    stop_note: str | None = Field(default=None, description="what a stop on the clock (the search's or the "
+                                                            "bound's) means, and how to avoid it")
     moeplace_version: str
 
 

@@ -69,3 +69,10 @@ def stop_message(stop_reason: str, time_limit_s: float) -> str | None:
     return (f"the search stopped on the wall-clock limit ({time_limit_s:g} s) before its work budget: this plan "
             f"depends on how fast and how busy this machine was, and another run may differ; for a reproducible "
             f"plan, raise --time-limit (or lower --work-limit) so that the work budget stops the search")
+
+
+def bound_message() -> str:
+    """What a user must know about a bound whose LP or price stage the wall clock cut short."""
+    return ("the lower bound was cut short by a wall-clock safety net: the assignment is reproducible, but the "
+            "bound and gap depend on how fast and how busy this machine was; run again on a less loaded machine "
+            "for the bound its work budget gives")

@@ -70,7 +70,9 @@ def lp_rounds(model: PairModel, deadline: float, max_rounds: int = MAX_ROUNDS) -
 def pair_lp_bound(problem: Problem, time_limit_s: float = 60.0) -> Bound:
     start = time.monotonic()
     value, rounds, done = lp_rounds(build_pair_model(problem), start + time_limit_s)
-    return Bound(max(value, 0.0), "pair-lp", time.monotonic() - start, {"rounds": rounds, "converged": done})
+    clock = not done and rounds < MAX_ROUNDS and time.monotonic() - start >= time_limit_s
+    return Bound(max(value, 0.0), "pair-lp", time.monotonic() - start,
+                 {"rounds": rounds, "converged": done, "clock": clock})
 
 
 def windows(problem: Problem) -> tuple[int, list[np.ndarray]]:
@@ -146,19 +148,29 @@ def default_window_bound(problem: Problem) -> Bound | None:
 
 
 def strong_bound(problem: Problem, time_limit_s: float = 60.0, workers: int = 1) -> Bound:
-    """The strongest bound this module proves within the time, never below the combinatorial bound."""
+    """The strongest bound this module proves within the time, never below the combinatorial bound. The
+    work is set by the limit (node-LP rounds, price steps, LP rounds a window), so the value is the same on
+    any machine unless the limit's clock cuts a stage short: then `details["clock"]` is True and the method
+    says so."""
     from moeplace.solvers.domain_bound import strong_domain_budget
     from moeplace.solvers.node_lp import NodeBudget, node_tier_bound
 
     start = time.monotonic()
     budget = NodeBudget(rounds=2 + int(time_limit_s // 20), per_round=5_000, time_limit_s=time_limit_s, secants=True)
     node_value, node_method, node_details = node_tier_bound(problem, budget, strong_domain_budget(time_limit_s))
-    remaining = max(0.0, time_limit_s - (time.monotonic() - start))
+    remaining = time_limit_s - (time.monotonic() - start)
     best = _strong_lp(problem, remaining, workers)
+    clock = bool(node_details.get("clock") or best.details.get("clock") or remaining <= 0)
     if node_value > best.value:
-        return Bound(node_value, node_method, time.monotonic() - start, {**node_details, "lp": best.value,
-                                                                           "lp_method": best.method})
-    return Bound(best.value, best.method, time.monotonic() - start, best.details)
+        found = Bound(node_value, node_method, time.monotonic() - start,
+                      {**node_details, "lp": best.value, "lp_method": best.method})
+    else:
+        found = Bound(best.value, best.method, time.monotonic() - start, best.details)
+    found.details["clock"] = clock
+    if clock:
+        found = dataclasses.replace(found, method=f"{found.method}, cut short by the {time_limit_s:g} s limit "
+                                                  "(depends on this machine's speed)")
+    return found
 
 
 def _strong_lp(problem: Problem, time_limit_s: float, workers: int) -> Bound:
@@ -170,8 +182,8 @@ def _strong_lp(problem: Problem, time_limit_s: float, workers: int) -> Bound:
         found: Bound | None = pair_lp_bound(problem, time_limit_s)
     else:
         found = window_bound(problem, time_limit_s, workers or os.cpu_count() or 1)
+    clock = bool(found is not None and found.details.get("clock"))
     if found is None or found.value <= comb:
         lp = {} if found is None else {"lp": found.value, "lp_method": found.method}
-        return Bound(comb, "combinatorial", time.monotonic() - start, lp)
+        return Bound(comb, "combinatorial", time.monotonic() - start, {**lp, "clock": clock})
     return Bound(found.value, found.method, time.monotonic() - start, {**found.details, "combinatorial": comb})
-

@@ -308,10 +308,12 @@ def node_tier_bound(problem: Problem, budget: NodeBudget | None = None,
     cost = problem.tier_costs.array
     delta = float(cost[TIER_LEAF] - cost[TIER_NVLINK])
     if budget is not None and delta > 0 and problem.node_capacity > 1:
+        began = time.monotonic()
         count, rounds, converged = node_lp_bound(problem, budget.rounds, budget.iteration_limit,
                                                  budget.time_limit_s, budget.per_round, budget.barrier,
                                                  budget.ipm_tolerances, secants=budget.secants)
-        details.update(node_lp_rounds=rounds, node_lp_converged=converged)
+        clock = not converged and rounds < budget.rounds and time.monotonic() - began >= budget.time_limit_s
+        details.update(node_lp_rounds=rounds, node_lp_converged=converged, clock=clock)
         if delta * count > terms["node"]:
             terms["node"] = delta * count
             parts.append(f"node-matching-lp ({rounds} round{'s' if rounds != 1 else ''})")

@@ -125,20 +125,23 @@ def _proven_bound(problem: Problem, config: SolveConfig, result: SolveResult, ob
                   solver: str) -> tuple[float, SolveResult]:
     """The best bound the front door proves for this plan (the backend's, the combinatorial, the node LP with
     the domain profiles, the window LP on wide hyperedges, and `--strong-bound`'s), and the result with its
-    method in `details["bound_method"]`."""
+    method in `details["bound_method"]` and, where a stage's wall-clock safety net cut it short (so that the
+    bound depends on the machine's speed), `details["bound_clock"]` True."""
     comb = combinatorial_bound(problem)
     bound = max(result.bound, comb)
     method = "combinatorial" if comb >= result.bound else f"{solver} (its own)"
     if config.progress is not None and bound < obj:
         config.progress({"evaluations": result.work, "objective": obj, "bound": bound,
                          "phase": "search done; proving the lower bound (node LP, domain profiles)"})
-    default_value, default_method, _ = node_tier_bound(problem) if bound < obj else (bound, "", {})
+    default_value, default_method, node_details = node_tier_bound(problem) if bound < obj else (bound, "", {})
+    clock = bool(node_details.get("clock"))
     if default_value > bound:
         bound, method = default_value, default_method
     windowed = default_window_bound(problem) if bound < obj else None  # wide hyperedges (top-k >= 3) only
+    clock = clock or bool(windowed is not None and windowed.details["clock"])
     if windowed is not None and windowed.value > bound:
         bound, method = windowed.value, windowed.method
-    result = dataclasses.replace(result, details={**result.details, "bound_method": method})
+    result = dataclasses.replace(result, details={**result.details, "bound_method": method, "bound_clock": clock})
     if config.strong_bound_s > 0:
         if config.progress is not None:
             config.progress({"evaluations": result.work, "objective": obj, "bound": bound,
@@ -147,6 +150,7 @@ def _proven_bound(problem: Problem, config: SolveConfig, result: SolveResult, ob
         found = strong_bound(problem, config.strong_bound_s, config.workers)
         if found.value > bound:
             bound, method = found.value, found.method
-        result = dataclasses.replace(result, details={**result.details, "bound_method": method,
+        clock = clock or bool(found.details.get("clock"))
+        result = dataclasses.replace(result, details={**result.details, "bound_method": method, "bound_clock": clock,
                                                       "bound_time_s": round(found.wall_time_s, 3)})
     return bound, result
