@@ -207,7 +207,8 @@ def run_solver(name: str, problem: Problem, args, time_limit_s: float) -> dict:
             r = solve(problem, cfg, solver=name)
         except InputError as exc:   # a backend that refuses the instance (e.g. an exact model past its size)
             return {"skipped": str(exc)}
-        return {"item_gpu_I": r.item_gpu_I, "bound": r.bound, "status": r.status, "stop_reason": r.stop_reason}
+        return {"item_gpu_I": r.item_gpu_I, "bound": r.bound, "bound_method": r.details.get("bound_method"),
+                "status": r.status, "stop_reason": r.stop_reason}
     return isolated(fn, time_limit_s * 1.5 + 120)
 
 
@@ -254,7 +255,8 @@ def run_instance(inst: Instance, args, solver_names: list[str], peer_names: list
         rows.append(score({"method": name, "kind": "solver", **run_solver(name, plan, args, tl)}, plan, held))
         _progress(inst.name, rows[-1])
     bounds = [(comb, "combinatorial"), (node_value, node_method)] + [
-        (r["bound"], f"{r['method']} (its own)") for r in rows if r.get("bound") is not None]
+        (r["bound"], f"{r.get('bound_method') or 'its own'} (in {r['method']}'s solve)") for r in rows
+        if r.get("bound") is not None]
     best_bound, bound_src = max(bounds, key=lambda t: t[0])
     for r in rows:
         if "plan_objective" in r:
