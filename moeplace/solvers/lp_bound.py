@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from moeplace.placement.problem import Problem
+from moeplace.placement.traffic import HOME
 from moeplace.solvers import linprog, pairlp
 from moeplace.solvers.bounds import combinatorial_bound
 from moeplace.solvers.pairmodel import MAX_EXACT_SLOTS, PairModel, build_pair_model, build_window_model
@@ -119,7 +120,8 @@ def window_bound(problem: Problem, time_limit_s: float = 60.0, workers: int = 1,
     else:
         results = [_window_task(t) for t in tasks]
     value = float(sum(max(b, 0.0) for b, _, _, _ in results))
-    return Bound(value, f"window-lp ({len(parts)} windows of {span} layers)", time.monotonic() - start,
+    name = f"window-lp ({len(parts)} windows of {span} layer{'s' if span != 1 else ''})"
+    return Bound(value, name, time.monotonic() - start,
                  {"windows": len(parts), "span": span, "converged": sum(c for _, _, c, _ in results),
                   "rounds": sum(r for _, r, _, _ in results), "clock": any(f for _, _, _, f in results)})
 
@@ -129,16 +131,25 @@ DEFAULT_WINDOW_ROUNDS = 2  # FLAME-MoE: 1 / 2 / 3 / 4 rounds prove 560k / 621k /
 DEFAULT_WINDOW_LIMIT_S = 300.0  # a safety net only: 2 rounds of FLAME-MoE's 7 windows take about 8 s
 
 
+def window_lp_helps(problem: Problem) -> bool:
+    """Where the window LP beats the node LP with the domain profiles (measured, benchmarks/RESULTS.md):
+    hyperedges of `WIDE_TARGETS` or more targets (FLAME-MoE's top-6: 621k against 521k), or dispatch from
+    HOME (ep flows, which the node LP does not see: the seed's EP layout 2.30M against the combinatorial
+    1.90M). On top-2 chains the node LP is stronger (the seed 1.89M against 1.53M, Mixtral 282k against 262k)."""
+    tr = problem.traffic
+    if tr.num_edges == 0:
+        return False
+    return bool((tr.src_H == HOME).any()) or int((tr.dst_HK >= 0).sum(axis=1).max()) >= WIDE_TARGETS
+
+
 def default_window_bound(problem: Problem) -> Bound | None:
-    """Every solve's window LP where it beats the node LP: traffic with hyperedges of `WIDE_TARGETS` or more
-    targets (top-k >= 3, such as FLAME-MoE's top-6), windows that fit the pair LP and at most the node LP's
-    `LARGE_ITEMS` items (Qwen3-30B's EP layout, 48 windows of 128 experts, would cost minutes). A fixed number of
-    triangle rounds per window decides the value, so the same problem gives the same bound on any machine;
-    a window the safety net cuts short is named in the method."""
+    """Every solve's window LP where it helps (`window_lp_helps`) and the problem has at most the node LP's
+    `LARGE_ITEMS` items (Qwen3-30B's EP layout, 48 windows of 128 experts, would cost minutes). A fixed
+    number of triangle rounds per window decides the value, so the same problem gives the same bound on any
+    machine; a window the safety net cuts short is named in the method."""
     from moeplace.solvers.node_lp import LARGE_ITEMS
 
-    tr = problem.traffic
-    if problem.num_items > LARGE_ITEMS or tr.num_edges == 0 or int((tr.dst_HK >= 0).sum(axis=1).max()) < WIDE_TARGETS:
+    if problem.num_items > LARGE_ITEMS or not window_lp_helps(problem):
         return None
     found = window_bound(problem, DEFAULT_WINDOW_LIMIT_S, 1, DEFAULT_WINDOW_ROUNDS)
     if found is None or not found.details["clock"]:
@@ -180,8 +191,11 @@ def _strong_lp(problem: Problem, time_limit_s: float, workers: int) -> Bound:
         return Bound(comb, "combinatorial", 0.0, {})
     if problem.num_gpus * problem.experts_per_gpu <= MAX_EXACT_SLOTS:
         found: Bound | None = pair_lp_bound(problem, time_limit_s)
-    else:
+    elif window_lp_helps(problem):
         found = window_bound(problem, time_limit_s, workers or os.cpu_count() or 1)
+    else:  # top-2 chains: the node LP with the domain profiles is the stronger bound, and the time goes to it
+        return Bound(comb, "combinatorial", 0.0, {"lp_method": "window-lp skipped (top-2 chain: the node LP is "
+                                                                "stronger)", "clock": False})
     clock = bool(found is not None and found.details.get("clock"))
     if found is None or found.value <= comb:
         lp = {} if found is None else {"lp": found.value, "lp_method": found.method}

@@ -13,7 +13,7 @@ from moeplace.placement.problem import Problem
 from moeplace.placement.validate import violations
 from moeplace.solvers.base import EXACT_TIME_LIMIT_S, SAFETY_NET_S, STATUS_OPTIMAL, SolveConfig, SolveResult
 from moeplace.solvers.bounds import combinatorial_bound
-from moeplace.solvers.lp_bound import default_window_bound, strong_bound
+from moeplace.solvers.lp_bound import default_window_bound, strong_bound, window_lp_helps
 from moeplace.solvers.node_lp import node_tier_bound
 
 _SOLVERS: dict[str, tuple[Callable[..., SolveResult], str]] = {}
@@ -131,8 +131,9 @@ def _proven_bound(problem: Problem, config: SolveConfig, result: SolveResult, ob
     bound = max(result.bound, comb)
     method = "combinatorial" if comb >= result.bound else f"{solver} (its own)"
     if config.progress is not None and bound < obj:
+        stages = "node LP, domain profiles" + (", window LP" if window_lp_helps(problem) else "")
         config.progress({"evaluations": result.work, "objective": obj, "bound": bound,
-                         "phase": "search done; proving the lower bound (node LP, domain profiles)"})
+                         "phase": f"search done; proving the lower bound ({stages})"})
     default_value, default_method, node_details = node_tier_bound(problem) if bound < obj else (bound, "", {})
     clock = bool(node_details.get("clock"))
     if default_value > bound:

@@ -65,7 +65,10 @@ def test_front_door_attaches_the_strong_bound_when_asked():
 def test_default_window_bound_runs_only_on_wide_hyperedges_and_is_a_deterministic_bound():
     from moeplace.solvers.lp_bound import default_window_bound
 
-    assert default_window_bound(instance(3, 4, 3, 4)) is None  # top-2: the node LP is the default's bound
+    assert default_window_bound(instance(3, 4, 3, 4)) is None  # top-2 chain: the node LP is the default's bound
+    ep = instance(3, 4, 3, 4, flow="ep", nodes_per_leaf=3)  # dispatch from HOME, which the node LP does not see
+    exact_ep = solve(ep, SolveConfig(time_limit_s=HANG_GUARD_S), solver="ilp")
+    assert 0 < default_window_bound(ep).value <= exact_ep.objective + 1e-9
     p = instance(3, 4, 3, 4, top_k=3, nodes_per_leaf=3)
     exact = solve(p, SolveConfig(time_limit_s=HANG_GUARD_S), solver="ilp")
     assert exact.status == "optimal"
@@ -95,3 +98,13 @@ def test_a_strong_bound_cut_short_by_its_limit_says_so_and_a_full_one_does_not()
     full = strong_bound(p, 30)
     assert full.details["clock"] is False and "cut short" not in full.method
     assert full.value >= cut.value - 1e-9
+
+
+def test_the_strong_bound_skips_the_window_lp_on_top2_chains_past_the_pair_lp():
+    from moeplace.solvers.lp_bound import _strong_lp, window_lp_helps
+
+    p = instance(2, 72, 18, 8)  # 144 slots: past the pair LP's 128
+    assert not window_lp_helps(p)
+    skipped = _strong_lp(p, 60, 1)
+    assert skipped.method == "combinatorial" and skipped.details["lp_method"].startswith("window-lp skipped")
+    assert window_lp_helps(instance(2, 72, 18, 8, flow="ep")) and window_lp_helps(instance(2, 72, 18, 8, top_k=3))
