@@ -171,7 +171,8 @@ def strong_bound(problem: Problem, time_limit_s: float = 60.0, workers: int = 1)
     node_value, node_method, node_details = node_tier_bound(problem, budget, strong_domain_budget(time_limit_s))
     remaining = time_limit_s - (time.monotonic() - start)
     best = _strong_lp(problem, remaining, workers)
-    clock = bool(node_details.get("clock") or best.details.get("clock") or remaining <= 0)
+    lp_applies = problem.num_gpus * problem.experts_per_gpu <= MAX_EXACT_SLOTS or window_lp_helps(problem)
+    clock = bool(node_details.get("clock") or best.details.get("clock") or (lp_applies and remaining <= 0))
     if node_value > best.value:
         found = Bound(node_value, node_method, time.monotonic() - start,
                       {**node_details, "lp": best.value, "lp_method": best.method})
