@@ -92,3 +92,19 @@ def brute_force(name: str) -> float:
                 continue
         best = min(best, objective(p, plan))
     return float(best)
+
+
+def remote_nodes(p, item_gpu_I, domain_N=None) -> float:
+    """sum_h w_h x the nodes other than its source's that item-sourced hyperedge h reaches (only those outside
+    the source's domain when `domain_N` is given), straight from the definition."""
+    tr = p.traffic
+    node = item_gpu_I // p.gpus_per_node
+    total = 0.0
+    for s, targets, w in zip(tr.src_H, tr.dst_HK, tr.bytes_H):
+        if s < 0:
+            continue
+        reached = {int(node[t]) for t in targets if t >= 0 and t != s} - {int(node[s])}
+        if domain_N is not None:
+            reached = {n for n in reached if domain_N[n] != domain_N[node[s]]}
+        total += w * len(reached)
+    return total

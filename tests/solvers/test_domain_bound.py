@@ -20,7 +20,7 @@ from moeplace.solvers.domain_bound import (
 from moeplace.solvers.node_lp import node_tier_bound
 from moeplace.topologies.base import TIER_CORE, TIER_LEAF, TIER_POD, Fabric, default_hosts
 from tests.guards import HANG_GUARD_S
-from tests.solvers.exact_cases import COSTS, _fill, instance
+from tests.solvers.exact_cases import COSTS, _fill, instance, remote_nodes
 
 DELTA = {"level3": COSTS.array[TIER_POD] - COSTS.array[TIER_LEAF],
          "level4": COSTS.array[TIER_CORE] - COSTS.array[TIER_POD]}
@@ -28,15 +28,7 @@ DELTA = {"level3": COSTS.array[TIER_POD] - COSTS.array[TIER_LEAF],
 
 def _beyond(p, item_gpu_I, domain_N) -> float:
     """Remote nodes reached outside the source's domain, bytes-weighted, straight from the definition."""
-    tr = p.traffic
-    node = item_gpu_I // p.gpus_per_node
-    total = 0.0
-    for s, targets, w in zip(tr.src_H, tr.dst_HK, tr.bytes_H):
-        if s < 0:
-            continue
-        reached = {int(node[t]) for t in targets if t >= 0 and t != s}
-        total += w * sum(1 for n in reached if domain_N[n] != domain_N[node[s]])
-    return total
+    return remote_nodes(p, item_gpu_I, domain_N)
 
 
 def _beyond_fast(p, node_I, domain_N) -> float:

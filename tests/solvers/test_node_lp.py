@@ -12,7 +12,7 @@ from moeplace.solvers import SolveConfig, solve
 from moeplace.solvers.bounds import combinatorial_bound, combinatorial_terms
 from moeplace.solvers.node_lp import NodeBudget, build_node_lp, node_lp_bound, node_tier_bound
 from moeplace.solvers.qap import partition_problem, read_qaplib
-from tests.solvers.exact_cases import CASES, brute_force, instance, problem
+from tests.solvers.exact_cases import CASES, brute_force, instance, problem, remote_nodes
 from tests.guards import HANG_GUARD_S
 
 QAPLIB = Path(__file__).resolve().parents[1] / "data" / "qaplib"
@@ -21,15 +21,7 @@ STRONG = NodeBudget(rounds=6, per_round=1000)
 
 def _node_count(p, item_gpu_I) -> float:
     """sum_h w_h G_node(h) over item-sourced hyperedges of a plan, straight from the definition."""
-    tr = p.traffic
-    node = item_gpu_I // p.gpus_per_node
-    total = 0.0
-    for s, targets, w in zip(tr.src_H, tr.dst_HK, tr.bytes_H):
-        if s < 0:
-            continue
-        reached = {int(node[t]) for t in targets if t >= 0 and t != s} - {int(node[s])}
-        total += w * len(reached)
-    return total
+    return remote_nodes(p, item_gpu_I)
 
 
 def test_terms_sum_to_the_combinatorial_bound():
