@@ -31,9 +31,10 @@ layer's items covered once and one profile per domain. Its Lagrangian value, for
 
     sum_l lambda_l n_l + sum over domains of max over profiles x that fit of (V(x) - lambda . x),
 
-is a valid upper bound (the inner max is a dynamic programme over layers); column generation on the master
-finds good prices, and every iteration's value is proven, so stopping early costs strength, never validity.
-Everything is deterministic: fixed iteration counts, no clock decides the value.
+is a valid upper bound (the inner max is a dynamic programme over layers). It is taken at layer prices 0
+(column generation on them was unstable) with item prices on the tables instead: any item prices are valid,
+their sum is added back, so a grid of centred prices and a subgradient descent on them only tighten it.
+Everything is deterministic: fixed step counts, no clock decides the value.
 """
 
 from __future__ import annotations
@@ -241,26 +242,26 @@ def _cotarget_cap(dst: np.ndarray, valid: np.ndarray, w: np.ndarray, num_items: 
     return 0.5 * np.bincount(ua[keep], weights=val[keep], minlength=num_items)
 
 
-def best_profile(lay: Tables, sizes: np.ndarray, price: np.ndarray, capacity: int) -> tuple[float, np.ndarray]:
+def best_profile(tab: Tables, sizes: np.ndarray, price: np.ndarray, capacity: int) -> tuple[float, np.ndarray]:
     """(max over profiles x with sum x <= capacity of V(x) - price . x, the profile): a DP over layers with
-    state (items of the current layer, items used so far)."""
+    state (items of the current layer, items used so far); `price` are layer prices (the bound uses 0)."""
     L = sizes.size
     cap = int(capacity)
     # V[x, u]: best value of layers 0..l with x_l = x and u items used
     n0 = int(sizes[0])
     V = np.full((n0 + 1, cap + 1), NEG)
     for x in range(min(n0, cap) + 1):
-        V[x, x] = lay.C[0][x] - price[0] * x
+        V[x, x] = tab.C[0][x] - price[0] * x
     back = []
     for lay_i in range(1, L):
         n = int(sizes[lay_i])
-        Ut = lay.U[lay_i - 1]                          # [prev x, x]
+        Ut = tab.U[lay_i - 1]                          # [prev x, x]
         newV = np.full((n + 1, cap + 1), NEG)
         arg = np.zeros((n + 1, cap + 1), dtype=np.int16)
         for x in range(min(n, cap) + 1):
             cand = V[:, : cap + 1 - x] + Ut[:, x][:, None]   # [prev, u - x]
             best = np.argmax(cand, axis=0)
-            newV[x, x:] = cand[best, np.arange(cand.shape[1])] + lay.C[lay_i][x] - price[lay_i] * x
+            newV[x, x:] = cand[best, np.arange(cand.shape[1])] + tab.C[lay_i][x] - price[lay_i] * x
             arg[x, x:] = best
         back.append(arg)
         V = newV
@@ -276,9 +277,9 @@ def best_profile(lay: Tables, sizes: np.ndarray, price: np.ndarray, capacity: in
     return value, prof
 
 
-def profile_value(lay: Tables, prof: np.ndarray) -> float:
-    v = sum(lay.C[i][prof[i]] for i in range(prof.size))
-    return float(v + sum(lay.U[i][prof[i], prof[i + 1]] for i in range(prof.size - 1)))
+def profile_value(tab: Tables, prof: np.ndarray) -> float:
+    v = sum(tab.C[i][prof[i]] for i in range(prof.size))
+    return float(v + sum(tab.U[i][prof[i], prof[i + 1]] for i in range(prof.size - 1)))
 
 
 @dataclass(frozen=True)
@@ -342,10 +343,11 @@ def domain_terms(problem: Problem, budget: DomainBudget | None = None) -> dict[s
         return {}
     starts = [centred_prices(lay, *k) for k in budget.kappas]
     priced = [priced_tables(lay, s) for s in starts]
-    saving = [savings_bound(lay, caps, priced) for _, _, caps in todo]
+    per_price = [[savings_bound(lay, caps, [tab]) for tab in priced] for _, _, caps in todo]
+    saving = [min(values) for values in per_price]
     if budget.refine_steps > 0:  # each level from its best grid prices, on its own
         for k, (_, _, caps) in enumerate(todo):
-            start = starts[int(np.argmin([savings_bound(lay, caps, [tab]) for tab in priced]))]
+            start = starts[int(np.argmin(per_price[k]))]
             (refined,), _ = refine_prices(lay, [caps], start, budget.refine_steps, budget.step0)
             saving[k] = min(saving[k], refined)
     out: dict[str, float] = {}

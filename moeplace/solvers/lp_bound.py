@@ -127,13 +127,13 @@ def window_bound(problem: Problem, time_limit_s: float = 60.0, workers: int = 1,
 
 
 WIDE_TARGETS = 3          # hyperedges of this many targets or more: where the node LP's linear 1/k is loose
-DEFAULT_WINDOW_ROUNDS = 2  # FLAME-MoE: 1 / 2 / 3 / 4 rounds prove 560k / 621k / 629k / 629k in 3 / 8 / 16 / 25 s CPU
+DEFAULT_WINDOW_ROUNDS = 2  # FLAME-MoE (planning half), 1-4 rounds: 560k / 621k / 629k / 629k, 3 / 8 / 16 / 25 s CPU
 DEFAULT_WINDOW_LIMIT_S = 300.0  # a safety net only: 2 rounds of FLAME-MoE's 7 windows take about 8 s
 
 
 def window_lp_helps(problem: Problem) -> bool:
     """Where the window LP beats the node LP with the domain profiles (measured, benchmarks/RESULTS.md):
-    hyperedges of `WIDE_TARGETS` or more targets (FLAME-MoE's top-6: 621k against 521k), or dispatch from
+    hyperedges of `WIDE_TARGETS` or more targets (FLAME-MoE's top-6: 632k against 521k), or dispatch from
     HOME (ep flows, which the node LP does not see: the seed's EP layout 2.30M against the combinatorial
     1.90M). On top-2 chains the node LP is stronger (the seed 1.89M against 1.53M, Mixtral 282k against 262k)."""
     tr = problem.traffic
@@ -171,8 +171,7 @@ def strong_bound(problem: Problem, time_limit_s: float = 60.0, workers: int = 1)
     node_value, node_method, node_details = node_tier_bound(problem, budget, strong_domain_budget(time_limit_s))
     remaining = time_limit_s - (time.monotonic() - start)
     best = _strong_lp(problem, remaining, workers)
-    lp_applies = problem.num_gpus * problem.experts_per_gpu <= MAX_EXACT_SLOTS or window_lp_helps(problem)
-    clock = bool(node_details.get("clock") or best.details.get("clock") or (lp_applies and remaining <= 0))
+    clock = bool(node_details.get("clock") or best.details.get("clock"))
     if node_value > best.value:
         found = Bound(node_value, node_method, time.monotonic() - start,
                       {**node_details, "lp": best.value, "lp_method": best.method})
@@ -186,17 +185,21 @@ def strong_bound(problem: Problem, time_limit_s: float = 60.0, workers: int = 1)
 
 
 def _strong_lp(problem: Problem, time_limit_s: float, workers: int) -> Bound:
+    """The pair LP (<= MAX_EXACT_SLOTS slots), else the window LP where it helps, in the time left;
+    `details["clock"]` when the time cut it short or left none for it."""
     start = time.monotonic()
     comb = combinatorial_bound(problem)
-    if time_limit_s <= 0:
-        return Bound(comb, "combinatorial", 0.0, {})
-    if problem.num_gpus * problem.experts_per_gpu <= MAX_EXACT_SLOTS:
-        found: Bound | None = pair_lp_bound(problem, time_limit_s)
-    elif window_lp_helps(problem):
-        found = window_bound(problem, time_limit_s, workers or os.cpu_count() or 1)
-    else:  # top-2 chains: the node LP with the domain profiles is the stronger bound, and the time goes to it
+    exact = problem.num_gpus * problem.experts_per_gpu <= MAX_EXACT_SLOTS
+    if not exact and not window_lp_helps(problem):
+        # top-2 chains: the node LP with the domain profiles is the stronger bound, and the time goes to it
         return Bound(comb, "combinatorial", 0.0, {"lp_method": "window-lp skipped (top-2 chain: the node LP is "
                                                                 "stronger)", "clock": False})
+    if time_limit_s <= 0:
+        return Bound(comb, "combinatorial", 0.0, {"clock": True})
+    if exact:
+        found: Bound | None = pair_lp_bound(problem, time_limit_s)
+    else:
+        found = window_bound(problem, time_limit_s, workers or os.cpu_count() or 1)
     clock = bool(found is not None and found.details.get("clock"))
     if found is None or found.value <= comb:
         lp = {} if found is None else {"lp": found.value, "lp_method": found.method}

@@ -124,7 +124,7 @@ def solve(problem: Problem, config: SolveConfig | None = None, *, solver: str = 
 def _proven_bound(problem: Problem, config: SolveConfig, result: SolveResult, obj: float,
                   solver: str) -> tuple[float, SolveResult]:
     """The best bound the front door proves for this plan (the backend's, the combinatorial, the node LP with
-    the domain profiles, the window LP on wide hyperedges, and `--strong-bound`'s), and the result with its
+    the domain profiles, the window LP where it helps, and `--strong-bound`'s), and the result with its
     method in `details["bound_method"]` and, where a stage's wall-clock safety net cut it short (so that the
     bound depends on the machine's speed), `details["bound_clock"]` True."""
     comb = combinatorial_bound(problem)
@@ -138,7 +138,7 @@ def _proven_bound(problem: Problem, config: SolveConfig, result: SolveResult, ob
     clock = bool(node_details.get("clock"))
     if default_value > bound:
         bound, method = default_value, default_method
-    windowed = default_window_bound(problem) if bound < obj else None  # wide hyperedges (top-k >= 3) only
+    windowed = default_window_bound(problem) if bound < obj else None  # where it helps (window_lp_helps)
     clock = clock or bool(windowed is not None and windowed.details["clock"])
     if windowed is not None and windowed.value > bound:
         bound, method = windowed.value, windowed.method
